@@ -1,0 +1,3 @@
+"""NeurFly: an AutoML platform for many teams sharing compute."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The pure core: specs, search spaces, strategies, scheduling. No I/O here."""

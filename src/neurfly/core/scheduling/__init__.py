@@ -1,0 +1,42 @@
+"""Scheduling: cluster snapshots in, decisions out, with no I/O."""
+
+from neurfly.core.scheduling.base import SchedulingPolicy, policies
+from neurfly.core.scheduling.snapshot import (
+    Decision,
+    DecisionKind,
+    Node,
+    PendingTrial,
+    PolicySettings,
+    Pool,
+    Preempt,
+    PriorityClass,
+    Reject,
+    Reservation,
+    Reserve,
+    RunningAttempt,
+    SearchLimit,
+    Snapshot,
+    Start,
+    Team,
+)
+
+__all__ = [
+    "Decision",
+    "DecisionKind",
+    "Node",
+    "PendingTrial",
+    "PolicySettings",
+    "Pool",
+    "Preempt",
+    "PriorityClass",
+    "Reject",
+    "Reservation",
+    "Reserve",
+    "RunningAttempt",
+    "SchedulingPolicy",
+    "SearchLimit",
+    "Snapshot",
+    "Start",
+    "Team",
+    "policies",
+]
