@@ -42,3 +42,7 @@ class ControllerLockedError(NeurflyError):
 
 class TrialInterrupted(NeurflyError):
     """Raised inside a trial when the controller has gone away."""
+
+
+class DataError(NeurflyError):
+    """Training or validation data is missing or invalid; the dataset's owner must act."""

@@ -1,0 +1,284 @@
+"""The ``neurfly`` command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import optuna
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from neurfly.errors import NeurflyError, SpecError
+from neurfly.store import Store
+
+app = typer.Typer(help="NeurFly: AutoML searches on shared compute.", no_args_is_help=True, add_completion=False)
+console = Console()
+errors = Console(stderr=True)
+
+DbOption = Annotated[str | None, typer.Option("--db", envvar="NEURFLY_DATABASE_URL", help="Database URL; default: SQLite in $NEURFLY_HOME (./.neurfly).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+ClusterOption = Annotated[Path | None, typer.Option("--cluster", help="Cluster YAML file; default: the embedded local cluster.")]
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def main() -> None:
+    """Entry point of the ``neurfly`` script: turns NeurFly errors into messages and exit status 2."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        app()
+    except SpecError as exc:
+        errors.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        sys.exit(2)
+    except NeurflyError as exc:
+        errors.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        sys.exit(2)
+
+
+def _store(db: str | None) -> Store:
+    return Store.open(db)
+
+
+def _print_json(value: Any) -> None:
+    # Non-finite floats become strings ("nan"), because JSON has no NaN.
+    print(json.dumps(_clean(value), default=_json_default, allow_nan=False, indent=2))
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    return str(value)
+
+
+def _format_value(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.5g}"
+
+
+@app.command()
+def run(
+    spec_file: Annotated[Path, typer.Argument(help="Search spec (YAML).")],
+    db: DbOption = None,
+    cluster_file: ClusterOption = None,
+    json_output: JsonOption = False,
+    checkpoints: Annotated[str | None, typer.Option(help="Checkpoint folder or fsspec URL; default: $NEURFLY_HOME/checkpoints.")] = None,
+) -> None:
+    """Run a search to completion, resuming it if it is already in the store."""
+    from neurfly.cli.runner import drive
+    from neurfly.service import find_search, load_cluster, load_spec, submit_search
+
+    cluster = load_cluster(cluster_file)
+    spec, document, warnings = load_spec(spec_file, cluster)
+    for warning in warnings:
+        errors.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+
+    store = _store(db)
+    submission = submit_search(store, spec, document)
+    if not json_output:
+        verb = "resuming" if submission.resumed else "started"
+        console.print(f"{verb} search {submission.search_id} ({spec.team}/{spec.name}): {spec.strategy.name}, {spec.budget.max_trials} trials")
+
+    try:
+        drive(store, cluster, [submission.search_id], console, live_display=not json_output, checkpoint_root=checkpoints)
+    except KeyboardInterrupt:
+        errors.print("interrupted; running trials were checkpointed. Run the same command to resume.")
+        raise typer.Exit(130) from None
+
+    search = find_search(store, submission.search_id)
+    _report(store, search, json_output)
+
+
+def _report(store: Store, search: Any, json_output: bool) -> None:
+    from neurfly.service import leaderboard, search_summary
+
+    board = leaderboard(store, search)
+    if json_output:
+        _print_json({"search": search_summary(store, search), "leaderboard": board})
+        return
+    console.print(f"search {search.id} {search.state}: {search.message}")
+    _print_leaderboard(search, board[:10])
+
+
+def _print_leaderboard(search: Any, board: list[dict[str, Any]]) -> None:
+    table = Table(title=f"Leaderboard: {search.team}/{search.name} ({search.objective_metric}, {search.direction})")
+    table.add_column("rank", justify="right")
+    table.add_column("trial", justify="right")
+    table.add_column(search.objective_metric, justify="right")
+    table.add_column("steps", justify="right")
+    table.add_column("params")
+    for rank, row in enumerate(board, start=1):
+        params = ", ".join(f"{k}={_short(v)}" for k, v in row["params"].items())
+        table.add_row(str(rank), str(row["number"]), _format_value(row["value"]), str(row["step"]), params)
+    console.print(table)
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+@app.command()
+def status(db: DbOption = None, json_output: JsonOption = False) -> None:
+    """List every search with its state, trial counts and best value."""
+    from neurfly.service import list_searches
+
+    rows = list_searches(_store(db))
+    if json_output:
+        _print_json(rows)
+        return
+    table = Table(title="Searches")
+    for column in ("id", "team/name", "state", "strategy", "trials", "best"):
+        table.add_column(column)
+    for row in rows:
+        counts = ", ".join(f"{n} {s}" for s, n in row["trials"].items()) or "-"
+        best = row["best"]
+        best_text = f"{_format_value(best['value'])} (#{best['number']})" if best else "-"
+        table.add_row(str(row["id"]), f"{row['team']}/{row['name']}", row["state"], row["strategy"], counts, best_text)
+    console.print(table)
+
+
+@app.command()
+def trials(
+    search: Annotated[str, typer.Argument(help="Search id, name or team/name.")],
+    db: DbOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """List the trials of a search."""
+    from neurfly.service import find_search, trial_rows
+
+    store = _store(db)
+    row = find_search(store, search)
+    rows = trial_rows(store, row)
+    if json_output:
+        _print_json(rows)
+        return
+    table = Table(title=f"Trials of {row.team}/{row.name} (search {row.id})")
+    for column in ("trial", "state", row.objective_metric, "steps", "attempts", "params"):
+        table.add_column(column)
+    for trial in rows:
+        params = ", ".join(f"{k}={_short(v)}" for k, v in trial["params"].items())
+        table.add_row(str(trial["number"]), trial["state"], _format_value(trial["value"]), str(trial["step"]), str(trial["attempts"]), params)
+    console.print(table)
+
+
+@app.command()
+def show(
+    trial: Annotated[str, typer.Argument(help="Trial as SEARCH#NUMBER (e.g. 3#7 or digits-tpe#7) or its numeric id.")],
+    db: DbOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Show a trial: parameters, learning curve and attempts."""
+    from neurfly.service import trial_detail
+
+    store = _store(db)
+    if "#" in trial:
+        search_key, _, number = trial.rpartition("#")
+        if not number.isdigit():
+            raise NeurflyError(f"trial {trial!r}: the part after '#' must be a trial number, e.g. {search_key}#0")
+        detail = trial_detail(store, search_key, int(number))
+    elif trial.isdigit():
+        detail = trial_detail(store, "", None, trial_id=int(trial))
+    else:
+        raise NeurflyError(f"trial {trial!r} is neither SEARCH#NUMBER nor a numeric trial id")
+
+    if json_output:
+        _print_json(detail)
+        return
+    _print_trial(detail)
+
+
+def _print_trial(detail: dict[str, Any]) -> None:
+    console.print(f"trial {detail['number']} of search {detail['search_id']} (id {detail['id']}): {detail['state']}, value {_format_value(detail['value'])}")
+    if detail["message"]:
+        console.print(f"  {detail['message']}")
+    console.print("parameters: " + ", ".join(f"{k}={_short(v)}" for k, v in detail["params"].items()))
+
+    curves = detail["curves"]
+    if curves:
+        names = sorted(curves)
+        table = Table(title="Learning curve")
+        table.add_column("step", justify="right")
+        for name in names:
+            table.add_column(name, justify="right")
+        steps = sorted({step for name in names for step, _ in curves[name]})
+        by_name = {name: dict((step, value) for step, value in curves[name]) for name in names}
+        for step in steps:
+            table.add_row(str(step), *(_format_value(by_name[name].get(step)) for name in names))
+        console.print(table)
+
+    table = Table(title="Attempts")
+    for column in ("#", "state", "node", "slots", "steps", "lost", "reason"):
+        table.add_column(column)
+    for attempt in detail["attempts"]:
+        steps = f"{attempt['start_step']}->{attempt['end_step'] if attempt['end_step'] is not None else '?'}"
+        table.add_row(str(attempt["number"]), attempt["state"], attempt["node"], ",".join(map(str, attempt["slots"])), steps, str(attempt["progress_lost"]), attempt["reason"] or "")
+    console.print(table)
+    for attempt in detail["attempts"]:
+        if attempt["traceback"]:
+            console.print(f"[red]traceback of attempt {attempt['number']}:[/red]\n{attempt['traceback']}", highlight=False)
+
+
+@app.command()
+def cancel(
+    search: Annotated[str, typer.Argument(help="Search id, name or team/name.")],
+    db: DbOption = None,
+) -> None:
+    """Cancel a running search; its running trials are stopped."""
+    from neurfly.controller.lease import Lease
+    from neurfly.service import cancel_without_controller, request_cancel
+
+    store = _store(db)
+    row = request_cancel(store, search)
+    with store.session() as session:
+        holder = Lease().holder(session, time.time())
+    if holder is None:
+        cancel_without_controller(store, row.id)
+        console.print(f"search {row.id} cancelled")
+    else:
+        console.print(f"search {row.id}: cancel requested; the controller ({holder}) stops its trials")
+
+
+@app.command()
+def demo(
+    db: DbOption = None,
+    examples: Annotated[Path, typer.Option(help="Folder of example specs.")] = EXAMPLES,
+) -> None:
+    """Run the shipped example searches together on the default local cluster."""
+    from neurfly.cli.runner import drive
+    from neurfly.service import find_search, load_cluster, load_spec, submit_search
+
+    files = sorted(examples.glob("*.yaml"))
+    if not files:
+        raise NeurflyError(f"no example specs (*.yaml) found in {examples}")
+    cluster = load_cluster(None)
+    store = _store(db)
+    specs = [load_spec(path, cluster) for path in files]
+    slots = sum(n.devices for p in cluster.pools for n in p.nodes)
+    console.print(
+        f"Running {len(specs)} example searches ({sum(s.budget.max_trials for s, _, _ in specs)} trials) "
+        f"on {slots} local device slots; this takes about two to four minutes on two cores."
+    )
+    ids = [submit_search(store, spec, document).search_id for spec, document, _ in specs]
+    try:
+        drive(store, cluster, ids, console, live_display=True)
+    except KeyboardInterrupt:
+        errors.print("interrupted; run 'neurfly demo' again to resume.")
+        raise typer.Exit(130) from None
+    for search_id in ids:
+        _report(store, find_search(store, search_id), json_output=False)

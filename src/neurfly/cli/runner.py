@@ -1,0 +1,117 @@
+"""Running searches from the CLI: a controller when the lease is free, a watcher otherwise."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+
+from neurfly.controller import Controller, ControllerSettings
+from neurfly.core.cluster import ClusterConfig
+from neurfly.core.states import SearchState
+from neurfly.errors import ControllerLockedError
+from neurfly.executors import executors
+from neurfly.service import find_search, search_summary
+from neurfly.store import Store, default_home
+
+_logger = logging.getLogger(__name__)
+
+# How often a watcher re-reads the store and retries the lease.
+WATCH_INTERVAL_S = 1.0
+
+
+def drive(
+    store: Store,
+    cluster: ClusterConfig,
+    search_ids: list[int],
+    console: Console,
+    live_display: bool,
+    checkpoint_root: str | None = None,
+) -> None:
+    """Run until every search in ``search_ids`` has ended.
+
+    Becomes the controller when the lease is free; otherwise watches the store
+    and takes over if the controller holding the lease goes away.
+    """
+    started = time.monotonic()
+    settings = ControllerSettings(checkpoint_root=checkpoint_root or str(default_home() / "checkpoints"))
+
+    def finished() -> bool:
+        return all(SearchState(find_search(store, sid).state).is_final for sid in search_ids)
+
+    render = (lambda: _progress(store, search_ids, started)) if live_display else None
+    with _maybe_live(console, render) as refresh:
+        while not finished():
+            controller = Controller(store, cluster, executors.get(cluster.executor)(), settings=settings)
+            try:
+                controller.start()
+            except ControllerLockedError as exc:
+                _logger.info("%s; watching", exc)
+                refresh()
+                time.sleep(WATCH_INTERVAL_S)
+                continue
+            try:
+                _run_controller(controller, search_ids, refresh)
+            finally:
+                controller.stop()
+
+
+def _run_controller(controller: Controller, search_ids: list[int], refresh: Callable[[], None]) -> None:
+    last = 0.0
+
+    def until() -> bool:
+        return not any(sid in controller.searches for sid in search_ids)
+
+    def on_tick() -> None:
+        nonlocal last
+        if time.monotonic() - last > 0.5:
+            last = time.monotonic()
+            refresh()
+
+    controller.run(until=until, on_tick=on_tick)
+    refresh()
+
+
+class _maybe_live:
+    def __init__(self, console: Console, render: Callable[[], object] | None) -> None:
+        self.console = console
+        self.render = render
+        self.live: Live | None = None
+
+    def __enter__(self) -> Callable[[], None]:
+        if self.render is None:
+            return lambda: None
+        self.live = Live(self.render(), console=self.console, refresh_per_second=4, transient=False)
+        self.live.__enter__()
+        return lambda: self.live.update(self.render())
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.live is not None:
+            self.live.__exit__(*exc_info)
+
+
+def _progress(store: Store, search_ids: list[int], started: float) -> Group:
+    table = Table(title=f"NeurFly: {len(search_ids)} search(es), {time.monotonic() - started:,.0f} s elapsed", expand=False)
+    for column in ("search", "state", "done", "running", "pending", "paused", "failed", "best"):
+        table.add_column(column, justify="right" if column not in ("search", "state") else "left")
+    for search_id in search_ids:
+        summary = search_summary(store, find_search(store, search_id))
+        trials = summary["trials"]
+        done = trials.get("completed", 0) + trials.get("pruned", 0)
+        best = summary["best"]
+        best_text = f"{best['value']:.4g} (#{best['number']})" if best and best["value"] is not None else "-"
+        table.add_row(
+            f"{summary['team']}/{summary['name']}",
+            summary["state"],
+            f"{done}/{summary['max_trials']}",
+            str(trials.get("running", 0) + trials.get("starting", 0)),
+            str(trials.get("pending", 0)),
+            str(trials.get("paused", 0)),
+            str(trials.get("failed", 0)),
+            best_text,
+        )
+    return Group(table)

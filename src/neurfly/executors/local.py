@@ -1,0 +1,174 @@
+"""The embedded executor: one worker process per attempt on this machine."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+
+from neurfly.core.states import FailureKind, StepDecision, StopRequest
+from neurfly.executors.base import Executor
+from neurfly.executors.protocol import (
+    CheckpointSaved,
+    DataRecorded,
+    ExecutorEvent,
+    Exited,
+    LaunchSpec,
+    MessageKind,
+    Outcome,
+    Report,
+)
+from neurfly.executors.worker import ORPHANED_EXIT_CODE, worker_main
+
+_logger = logging.getLogger(__name__)
+
+# Modules the fork server imports once, so each worker starts without importing them again.
+PRELOAD = ["neurfly.executors.worker", "neurfly.workloads.digits_mlp", "neurfly.workloads.breast_cancer_gbm", "neurfly.metrics"]
+# Seconds to wait for a worker to exit after its pipe closed, before treating it as killed.
+JOIN_TIMEOUT_S = 5.0
+
+
+@dataclass
+class _Worker:
+    attempt_id: int
+    process: BaseProcess
+    connection: Connection
+    killed: bool = False
+    finished: Exited | None = None
+
+
+class LocalExecutor(Executor):
+    """Runs each attempt in its own process, started by a multiprocessing fork server.
+
+    The fork server imports NumPy, scikit-learn and the workloads once, so a
+    worker starts in milliseconds, and it is started before any other thread
+    of the controller exists, so workers never inherit a held lock.
+    """
+
+    name = "local"
+
+    def __init__(self, start_method: str = "forkserver") -> None:
+        self._context = multiprocessing.get_context(start_method)
+        if start_method == "forkserver":
+            self._context.set_forkserver_preload(PRELOAD)
+        self._workers: dict[int, _Worker] = {}
+
+    def launch(self, spec: LaunchSpec) -> int | None:
+        parent_end, child_end = self._context.Pipe(duplex=True)
+        process = self._context.Process(
+            target=worker_main,
+            args=(child_end, spec, os.getpid()),
+            name=f"neurfly-attempt-{spec.attempt_id}",
+        )
+        process.start()
+        child_end.close()
+        self._workers[spec.attempt_id] = _Worker(spec.attempt_id, process, parent_end)
+        _logger.debug("attempt %d started in process %s", spec.attempt_id, process.pid)
+        return process.pid
+
+    def poll(self, timeout: float) -> list[ExecutorEvent]:
+        connections = {w.connection: w for w in self._workers.values() if w.finished is None}
+        if not connections:
+            time.sleep(timeout)
+            return []
+        events: list[ExecutorEvent] = []
+        for connection in wait(list(connections), timeout):
+            events.extend(self._drain(connections[connection]))
+        return events
+
+    def decide(self, attempt_id: int, step: int, decision: StepDecision) -> None:
+        self._send(attempt_id, (MessageKind.DECISION, step, decision.value))
+
+    def request_stop(self, attempt_id: int, reason: StopRequest) -> None:
+        self._send(attempt_id, (MessageKind.STOP, reason.value))
+
+    def kill(self, attempt_id: int) -> None:
+        worker = self._workers.get(attempt_id)
+        if worker is None or worker.finished is not None:
+            return
+        worker.killed = True
+        if worker.process.is_alive():
+            worker.process.kill()
+        _logger.info("attempt %d killed (process %s)", attempt_id, worker.process.pid)
+
+    def active(self) -> set[int]:
+        return {attempt_id for attempt_id, w in self._workers.items() if w.finished is None}
+
+    def shutdown(self) -> None:
+        for worker in self._workers.values():
+            if worker.process.is_alive():
+                worker.process.kill()
+        for worker in self._workers.values():
+            worker.process.join(JOIN_TIMEOUT_S)
+            worker.connection.close()
+        self._workers.clear()
+
+    def _send(self, attempt_id: int, message: tuple) -> None:
+        worker = self._workers.get(attempt_id)
+        if worker is None or worker.finished is not None:
+            return
+        try:
+            worker.connection.send(message)
+        except (BrokenPipeError, OSError):
+            _logger.debug("attempt %d: pipe closed before %s could be sent", attempt_id, message[0])
+
+    def _drain(self, worker: _Worker) -> list[ExecutorEvent]:
+        events: list[ExecutorEvent] = []
+        try:
+            while worker.connection.poll():
+                event = self._translate(worker, worker.connection.recv())
+                events.append(event)
+                if isinstance(event, Exited):
+                    self._reap(worker, event)
+                    return events
+        except (EOFError, OSError):
+            events.append(self._reap(worker, None))
+        return events
+
+    def _translate(self, worker: _Worker, message: tuple) -> ExecutorEvent:
+        kind, attempt_id = MessageKind(message[0]), worker.attempt_id
+        if kind is MessageKind.REPORT:
+            return Report(attempt_id, message[1], message[2], message[3])
+        if kind is MessageKind.CHECKPOINT:
+            return CheckpointSaved(attempt_id, message[1], message[2], message[3], message[4], message[5])
+        if kind is MessageKind.DATA:
+            return DataRecorded(attempt_id, message[1], message[2])
+        if kind is MessageKind.DONE:
+            return Exited(attempt_id, Outcome(message[1]), message[2], exitcode=0)
+        return Exited(attempt_id, Outcome.ERROR, message[4], error_kind=message[1], message=message[2], traceback=message[3])
+
+    def _reap(self, worker: _Worker, exited: Exited | None) -> Exited:
+        worker.process.join(JOIN_TIMEOUT_S)
+        if worker.process.is_alive():
+            worker.process.kill()
+            worker.process.join(JOIN_TIMEOUT_S)
+        worker.connection.close()
+        if exited is None:
+            exited = self._crash_event(worker)
+        worker.finished = exited
+        del self._workers[worker.attempt_id]
+        return exited
+
+    def _crash_event(self, worker: _Worker) -> Exited:
+        code = worker.process.exitcode
+        if worker.killed:
+            return Exited(worker.attempt_id, Outcome.KILLED, time.time(), exitcode=code, message="killed by the controller")
+        if code == ORPHANED_EXIT_CODE:
+            message = "worker lost its controller"
+        elif code is not None and code < 0:
+            message = f"worker process killed by signal {-code}"
+        else:
+            message = f"worker process exited with status {code} without a result"
+        _logger.warning("attempt %d: %s", worker.attempt_id, message)
+        return Exited(
+            worker.attempt_id,
+            Outcome.CRASHED,
+            time.time(),
+            exitcode=code,
+            error_kind=FailureKind.INFRASTRUCTURE.value,
+            message=message,
+        )

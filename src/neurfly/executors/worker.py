@@ -1,0 +1,96 @@
+"""The worker process: runs one attempt of a trial and reports over a pipe."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+import os
+import threading
+import time
+import traceback
+from multiprocessing.connection import Connection
+
+from neurfly import trial as trial_sdk
+from neurfly.core.states import FailureKind
+from neurfly.errors import DataError, TrialInterrupted
+from neurfly.executors.protocol import LaunchSpec, MessageKind, Outcome
+
+_logger = logging.getLogger(__name__)
+
+# How often the worker checks that the controller process is still alive.
+WATCHDOG_INTERVAL_S = 0.5
+# Exit status of a worker whose controller died; the next controller resumes the trial.
+ORPHANED_EXIT_CODE = 70
+
+
+def worker_main(connection: Connection, launch: LaunchSpec, controller_pid: int) -> None:
+    """Run ``launch`` to its end and send a DONE or ERROR message.
+
+    The process exits by itself when the controller that started it dies, so a
+    killed controller leaves no trial running behind it.
+    """
+    os.environ.update(launch.env)
+    _start_watchdog(controller_pid)
+    context = trial_sdk.TrialContext(launch, connection)
+    trial_sdk._activate(context)
+
+    try:
+        _run_entrypoint(launch)
+    except TrialInterrupted:
+        os._exit(ORPHANED_EXIT_CODE)
+    except DataError as exc:
+        _send_error(connection, FailureKind.DATA, exc)
+    except BaseException as exc:  # noqa: BLE001 - every failure of user code is reported, then the process ends
+        _send_error(connection, FailureKind.USER, exc)
+    else:
+        outcome = Outcome.STOPPED if context.stop_reason else Outcome.COMPLETED
+        _send(connection, (MessageKind.DONE, outcome.value, time.time()))
+    finally:
+        trial_sdk._activate(None)
+        connection.close()
+
+
+def _run_entrypoint(launch: LaunchSpec) -> None:
+    if ":" not in launch.entrypoint:
+        from neurfly.workloads import workloads
+
+        workloads.get(launch.entrypoint)().run()
+        return
+
+    module_name, function_name = launch.entrypoint.split(":", 1)
+    function = getattr(importlib.import_module(module_name), function_name)
+    if inspect.signature(function).parameters:
+        function(trial_sdk.params())
+    else:
+        function()
+
+
+def _send_error(connection: Connection, kind: FailureKind, exc: BaseException) -> None:
+    message = f"{type(exc).__name__}: {exc}"
+    _send(connection, (MessageKind.ERROR, kind.value, message, traceback.format_exc(), time.time()))
+
+
+def _send(connection: Connection, message: tuple) -> None:
+    try:
+        connection.send(message)
+    except (BrokenPipeError, OSError):
+        os._exit(ORPHANED_EXIT_CODE)
+
+
+def _start_watchdog(controller_pid: int) -> None:
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(WATCHDOG_INTERVAL_S)
+            if os.getppid() != parent:
+                os._exit(ORPHANED_EXIT_CODE)
+            try:
+                os.kill(controller_pid, 0)
+            except ProcessLookupError:
+                os._exit(ORPHANED_EXIT_CODE)
+            except PermissionError:
+                continue
+
+    threading.Thread(target=watch, name="neurfly-watchdog", daemon=True).start()
