@@ -124,25 +124,31 @@ def _check_resources(spec: SearchSpec, cluster: ClusterConfig) -> list[str]:
 class Submission:
     search_id: int
     resumed: bool
+    finished: bool = False
 
 
-def submit_search(store: Store, spec: SearchSpec, document: dict[str, Any]) -> Submission:
-    """Create a search, or resume the running search of the same team and name.
+def submit_search(store: Store, spec: SearchSpec, document: dict[str, Any], new: bool = False) -> Submission:
+    """Create a search, or return the newest search of the same team, name and spec.
+
+    A running search of that name is resumed and a finished one is returned
+    as it is, so running a spec again never creates trials beyond its budget.
+    ``new=True`` always creates a search.
 
     Raises:
-        NeurflyError: A running search of that name has a different spec.
+        NeurflyError: The newest search of that name has a different spec.
     """
     with store.session() as session:
         existing = session.scalars(
-            select(Search).where(Search.team == spec.team, Search.name == spec.name, Search.state == SearchState.RUNNING.value)
+            select(Search).where(Search.team == spec.team, Search.name == spec.name).order_by(Search.id.desc())
         ).first()
-        if existing is not None:
+        if existing is not None and not new:
             if existing.spec != document:
                 raise NeurflyError(
-                    f"search {spec.team}/{spec.name} (id {existing.id}) is running with a different spec; "
-                    f"cancel it with 'neurfly cancel {existing.id}' or give the new search another name"
+                    f"search {spec.team}/{spec.name} (id {existing.id}, {existing.state}) has a different spec; "
+                    "give the new search another name, or pass --new to start another search of this name"
                 )
-            return Submission(existing.id, resumed=True)
+            finished = SearchState(existing.state).is_final
+            return Submission(existing.id, resumed=not finished, finished=finished)
 
         now = time.time()
         row = Search(
@@ -209,7 +215,7 @@ def cancel_without_controller(store: Store, search_id: int) -> None:
 def search_summary(store: Store, search: Search) -> dict[str, Any]:
     with store.session() as session:
         counts = dict(session.execute(select(Trial.state, func.count()).where(Trial.search_id == search.id).group_by(Trial.state)).all())
-    best = leaderboard(store, search, limit=1)
+    best = [row for row in leaderboard(store, search, limit=1) if row["state"] == TrialState.COMPLETED.value]
     return {
         "id": search.id,
         "team": search.team,
@@ -241,14 +247,19 @@ def trial_rows(store: Store, search: Search) -> list[dict[str, Any]]:
 
 
 def leaderboard(store: Store, search: Search, limit: int | None = None) -> list[dict[str, Any]]:
-    """Completed trials, best first; trials whose objective is not finite rank last."""
-    rows = [r for r in trial_rows(store, search) if r["state"] == TrialState.COMPLETED.value]
+    """Completed trials best first, then pruned ones by their last value.
+
+    A trial whose objective is not finite ranks after every finite one.
+    """
+    ranked_states = (TrialState.COMPLETED.value, TrialState.PRUNED.value)
+    rows = [r for r in trial_rows(store, search) if r["state"] in ranked_states]
     maximise = search.direction == "maximize"
 
-    def rank(row: dict[str, Any]) -> tuple[bool, float]:
+    def rank(row: dict[str, Any]) -> tuple[bool, bool, float]:
         value = row["value"]
         finite = value is not None and math.isfinite(value)
-        return (not finite, (-value if maximise else value) if finite else 0.0)
+        pruned = row["state"] == TrialState.PRUNED.value
+        return (pruned, not finite, (-value if maximise else value) if finite else 0.0)
 
     rows.sort(key=rank)
     return rows[:limit] if limit else rows

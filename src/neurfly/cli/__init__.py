@@ -79,6 +79,7 @@ def run(
     cluster_file: ClusterOption = None,
     json_output: JsonOption = False,
     checkpoints: Annotated[str | None, typer.Option(help="Checkpoint folder or fsspec URL; default: $NEURFLY_HOME/checkpoints.")] = None,
+    new: Annotated[bool, typer.Option("--new", help="Start another search even if one of this team and name exists.")] = False,
 ) -> None:
     """Run a search to completion, resuming it if it is already in the store."""
     from neurfly.cli.runner import drive
@@ -90,8 +91,10 @@ def run(
         errors.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
 
     store = _store(db)
-    submission = submit_search(store, spec, document)
-    if not json_output:
+    submission = submit_search(store, spec, document, new=new)
+    if submission.finished and not json_output:
+        console.print(f"search {submission.search_id} ({spec.team}/{spec.name}) has already ended; pass --new to run it again")
+    elif not json_output:
         verb = "resuming" if submission.resumed else "started"
         console.print(f"{verb} search {submission.search_id} ({spec.team}/{spec.name}): {spec.strategy.name}, {spec.budget.max_trials} trials")
 
@@ -122,10 +125,11 @@ def _print_leaderboard(search: Any, board: list[dict[str, Any]]) -> None:
     table.add_column("trial", justify="right")
     table.add_column(search.objective_metric, justify="right")
     table.add_column("steps", justify="right")
+    table.add_column("state")
     table.add_column("params")
     for rank, row in enumerate(board, start=1):
         params = ", ".join(f"{k}={_short(v)}" for k, v in row["params"].items())
-        table.add_row(str(rank), str(row["number"]), _format_value(row["value"]), str(row["step"]), params)
+        table.add_row(str(rank), str(row["number"]), _format_value(row["value"]), str(row["step"]), row["state"], params)
     console.print(table)
 
 
@@ -272,7 +276,7 @@ def demo(
     slots = sum(n.devices for p in cluster.pools for n in p.nodes)
     console.print(
         f"Running {len(specs)} example searches ({sum(s.budget.max_trials for s, _, _ in specs)} trials) "
-        f"on {slots} local device slots; this takes about two to four minutes on two cores."
+        f"on {slots} local device slots; this takes about half a minute on two cores."
     )
     ids = [submit_search(store, spec, document).search_id for spec, document, _ in specs]
     try:

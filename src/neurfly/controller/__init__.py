@@ -22,7 +22,7 @@ from neurfly.controller.runtime import AttemptRuntime, SearchRuntime, load_searc
 from neurfly.controller.transitions import Transitions
 from neurfly.core.cluster import ClusterConfig
 from neurfly.core.scheduling import SchedulingPolicy, policies
-from neurfly.core.scheduling.snapshot import Reservation
+from neurfly.core.scheduling.snapshot import Preempt, Reservation
 from neurfly.core.states import SearchState, StepDecision, StopRequest
 from neurfly.errors import ControllerLockedError
 from neurfly.executors.base import Executor
@@ -155,6 +155,14 @@ class Controller:
             self.transitions.schedule(session, now, outbox)
             session.commit()
 
+        self._carry_out(outbox)
+
+    def preempt(self, attempt_id: int, reason: str) -> None:
+        """Ask a running attempt to checkpoint and yield; its trial goes back to pending."""
+        outbox = Outbox()
+        with self.store.session() as session:
+            self.transitions.preempt(session, Preempt(attempt_id, for_trial=-1, reason=reason), self.clock(), outbox)
+            session.commit()
         self._carry_out(outbox)
 
     def _carry_out(self, outbox: Outbox) -> None:

@@ -348,7 +348,7 @@ class Transitions:
             elif isinstance(decision, Reject):
                 self._reject(session, decision, now)
             elif isinstance(decision, Preempt):
-                self._preempt(session, decision, now, outbox)
+                self.preempt(session, decision, now, outbox)
             elif isinstance(decision, Reserve):
                 self.controller.reservations[decision.trial_id] = Reservation(decision.trial_id, decision.node, decision.slots, now)
 
@@ -449,7 +449,7 @@ class Transitions:
         search, trial = self._find_trial(decision.trial_id)
         self._finish_trial(session, search, trial, TrialState.FAILED, now, f"rejected by the scheduler: {decision.reason}")
 
-    def _preempt(self, session: Session, decision: Preempt, now: float, outbox: Outbox) -> None:
+    def preempt(self, session: Session, decision: Preempt, now: float, outbox: Outbox) -> None:
         attempt = self.controller.attempts.get(decision.attempt_id)
         if attempt is None or attempt.stop_requested is not None:
             return
