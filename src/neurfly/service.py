@@ -1,4 +1,4 @@
-"""Service functions shared by the CLI and, later, the API: submit, query, cancel."""
+"""Service functions behind the CLI: submit, query and cancel searches."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def read_yaml(path: str | Path) -> Any:
 
 
 def load_cluster(path: str | Path | None) -> ClusterConfig:
-    """The cluster in ``path``, or the embedded default when ``path`` is None."""
+    """Load the cluster in ``path``, or the embedded default when ``path`` is None."""
     if path is None:
         return default_cluster()
     return parse_cluster(read_yaml(path), str(path))
@@ -165,7 +165,7 @@ def submit_search(store: Store, spec: SearchSpec, document: dict[str, Any], new:
 
 
 def find_search(store: Store, key: str | int) -> Search:
-    """A search by id, or by ``name`` / ``team/name`` (the newest one of that name).
+    """Look up a search by id, or by ``name`` or ``team/name`` (the newest of that name).
 
     Raises:
         NotFoundError: No search matches.
@@ -239,7 +239,7 @@ def list_searches(store: Store) -> list[dict[str, Any]]:
 
 
 def trial_rows(store: Store, search: Search) -> list[dict[str, Any]]:
-    """Every trial of a search, in number order."""
+    """List every trial of a search, in number order."""
     with store.session() as session:
         rows = session.scalars(select(Trial).where(Trial.search_id == search.id).order_by(Trial.number)).all()
         attempts = dict(session.execute(select(Attempt.trial_id, func.count()).where(Attempt.search_id == search.id).group_by(Attempt.trial_id)).all())
@@ -259,14 +259,16 @@ def leaderboard(store: Store, search: Search, limit: int | None = None) -> list[
         value = row["value"]
         finite = value is not None and math.isfinite(value)
         pruned = row["state"] == TrialState.PRUNED.value
-        return (pruned, not finite, (-value if maximise else value) if finite else 0.0)
+        if not finite:
+            return (pruned, True, 0.0)
+        return (pruned, False, -value if maximise else value)
 
     rows.sort(key=rank)
     return rows[:limit] if limit else rows
 
 
 def trial_detail(store: Store, search_key: str | int, number: int | None, trial_id: int | None = None) -> dict[str, Any]:
-    """A trial with its attempts and its learning curve per metric."""
+    """Describe a trial with its attempts and its learning curve per metric."""
     with store.session() as session:
         if trial_id is not None:
             row = session.get(Trial, trial_id)

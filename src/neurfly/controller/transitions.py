@@ -217,6 +217,7 @@ class Transitions:
         session.execute(update(Trial).where(Trial.id == trial.id).values(**values))
 
     def mark_stop_requested(self, session: Session, attempt: AttemptRuntime, why: str) -> None:
+        _logger.info("attempt %d asked to stop (%s): %s", attempt.id, attempt.stop_requested.value, why)
         session.execute(
             update(Attempt).where(Attempt.id == attempt.id)
             .values(stop_requested=attempt.stop_requested.value, stop_requested_at=attempt.stop_requested_at)
@@ -282,7 +283,7 @@ class Transitions:
             with session.begin_nested():
                 session.add(row)
         except IntegrityError:
-            # The strategy broke its contract and repeated a configuration; the database refused it.
+            # The strategy broke its contract by repeating a configuration, so the database rejected it.
             _logger.error("search %d: strategy %s proposed a known configuration for trial %d", search.id, search.spec.strategy.name, number)
             search.exhausted = True
             return False
