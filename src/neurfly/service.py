@@ -13,6 +13,7 @@ import yaml
 from sqlalchemy import func, select, update
 
 from neurfly.controller.runtime import stored_value
+from neurfly.controller.services import ControllerService, default_services
 from neurfly.core.cluster import ClusterConfig, default_cluster, parse_cluster
 from neurfly.core.spec import SearchSpec, check_references, parse_spec
 from neurfly.core.states import SearchState, TrialState
@@ -127,15 +128,23 @@ class Submission:
     finished: bool = False
 
 
-def submit_search(store: Store, spec: SearchSpec, document: dict[str, Any], new: bool = False) -> Submission:
+def submit_search(
+    store: Store,
+    spec: SearchSpec,
+    document: dict[str, Any],
+    new: bool = False,
+    services: list[ControllerService] | None = None,
+) -> Submission:
     """Create a search, or return the newest search of the same team, name and spec.
 
     A running search of that name is resumed and a finished one is returned
     as it is, so running a spec again never creates trials beyond its budget.
-    ``new=True`` always creates a search.
+    ``new=True`` always creates a search. Each service's
+    ``check_submission`` may reject a new search (budgets, data residency).
 
     Raises:
         NeurflyError: The newest search of that name has a different spec.
+        SpecError: A service rejected the search; the message lists why.
     """
     with store.session() as session:
         existing = session.scalars(
@@ -158,6 +167,10 @@ def submit_search(store: Store, spec: SearchSpec, document: dict[str, Any], new:
         )
         session.add(row)
         session.flush()
+        problems = [p for service in (default_services() if services is None else services) for p in service.check_submission(session, row)]
+        if problems:
+            session.rollback()
+            raise SpecError(problems, f"search {spec.team}/{spec.name}")
         session.add(Event(at=now, kind="search.submitted", message=f"{spec.team}/{spec.name} submitted", search_id=row.id, data={}))
         session.commit()
         _logger.info("search %d (%s/%s) submitted", row.id, spec.team, spec.name)

@@ -19,10 +19,11 @@ from sqlalchemy.orm import Session
 
 from neurfly.controller.lease import Lease
 from neurfly.controller.runtime import AttemptRuntime, SearchRuntime, load_search
+from neurfly.controller.services import ControllerService, default_services
 from neurfly.controller.transitions import Transitions
 from neurfly.core.cluster import ClusterConfig
 from neurfly.core.scheduling import SchedulingPolicy, policies
-from neurfly.core.scheduling.snapshot import Preempt, Reservation
+from neurfly.core.scheduling.snapshot import PolicySettings, Preempt, Reservation
 from neurfly.core.states import SearchState, StepDecision, StopRequest
 from neurfly.errors import ControllerLockedError
 from neurfly.executors.base import Executor
@@ -40,12 +41,15 @@ class ControllerSettings:
         tick_s: Longest wait for executor events in one tick.
         refresh_s: How often new searches and cancel requests are read from the store.
         stop_grace_s: Time a trial gets to save and return after a stop request, before it is killed.
+        checkpoint_root: Folder or fsspec URL of new checkpoints.
+        policy: Settings passed to the scheduling policy in every snapshot.
     """
 
     tick_s: float = 0.05
     refresh_s: float = 0.5
     stop_grace_s: float = 30.0
     checkpoint_root: str = ".neurfly/checkpoints"
+    policy: PolicySettings = field(default_factory=PolicySettings)
 
 
 @dataclass
@@ -78,6 +82,7 @@ class Controller:
         policy: SchedulingPolicy | None = None,
         settings: ControllerSettings | None = None,
         clock: Callable[[], float] = time.time,
+        services: list[ControllerService] | None = None,
     ) -> None:
         self.store = store
         self.cluster = cluster
@@ -85,6 +90,8 @@ class Controller:
         self.policy = policy or policies.get("default")()
         self.settings = settings or ControllerSettings()
         self.clock = clock
+        self.services = default_services() if services is None else services
+        self.policy_settings = self.settings.policy
         self.lease = Lease()
         self.searches: dict[int, SearchRuntime] = {}
         self.attempts: dict[int, AttemptRuntime] = {}
@@ -106,6 +113,8 @@ class Controller:
                 holder = self.lease.holder(session, self.clock())
                 raise ControllerLockedError(f"another controller ({holder}) drives this store")
             self.transitions.recover_lost_attempts(session)
+            for service in self.services:
+                service.on_start(self, session)
             self._refresh(session, force=True)
             session.commit()
         self._started = True
@@ -153,6 +162,8 @@ class Controller:
             for search in list(self.searches.values()):
                 self.transitions.advance_search(session, search, now, outbox)
             self.transitions.schedule(session, now, outbox)
+            for service in self.services:
+                service.on_tick(self, session, now, outbox)
             session.commit()
 
         self._carry_out(outbox)

@@ -81,6 +81,8 @@ class Transitions:
             session.execute(update(Attempt).where(Attempt.id == attempt.id).values(data_versions=event.versions))
         else:
             self._on_exit(session, attempt, event)
+        for service in self.controller.services:
+            service.on_event(self.controller, session, attempt, event, outbox)
 
     def _on_report(self, session: Session, attempt: AttemptRuntime, event: Report, outbox: Outbox) -> None:
         search = self.controller.searches[attempt.search_id]
@@ -147,6 +149,9 @@ class Transitions:
             self._infra_failure(session, search, trial, row, now, event)
         else:
             self._fail(session, search, trial, row, now, FailureKind(event.error_kind or "user"), event.message, event.traceback)
+        session.flush()
+        for service in self.controller.services:
+            service.on_attempt_ended(self.controller, session, row)
 
     def _complete(self, session: Session, search: SearchRuntime, trial: TrialRuntime, row: Attempt, now: float) -> None:
         row.state = AttemptState.COMPLETED.value
@@ -316,6 +321,8 @@ class Transitions:
 
         session.execute(update(Search).where(Search.id == search.id).values(state=state.value, finished_at=now, message=message))
         _event(session, now, f"search.{state.value}", message, search.id)
+        for service in self.controller.services:
+            service.on_search_ended(self.controller, session, search)
         del self.controller.searches[search.id]
         _logger.info("search %d %s: %s", search.id, state.value, message)
 
@@ -381,7 +388,7 @@ class Transitions:
         for trial_id in [t for t in self.controller.reservations if t not in pending_ids]:
             del self.controller.reservations[trial_id]
         teams = {s.team for s in self.controller.searches.values()}
-        return Snapshot(
+        snapshot = Snapshot(
             now=now,
             pools=tuple(Pool(p.name, p.region, p.hardware, p.price_per_device_hour) for p in cluster.pools),
             nodes=tuple(Node(n.name, p.name, n.devices) for p in cluster.pools for n in p.nodes),
@@ -391,7 +398,11 @@ class Transitions:
             pending=tuple(pending),
             searches=tuple(limits),
             reservations=tuple(self.controller.reservations.values()),
+            settings=self.controller.policy_settings,
         )
+        for service in self.controller.services:
+            snapshot = service.refine_snapshot(self.controller, snapshot)
+        return snapshot
 
     def _start(self, session: Session, decision: Start, now: float, outbox: Outbox) -> None:
         search, trial = self._find_trial(decision.trial_id)
@@ -410,6 +421,8 @@ class Transitions:
         self.controller.reservations.pop(trial.id, None)
         self.controller.attempts[row.id] = AttemptRuntime(row.id, trial.id, search.id, pool.name, decision.node, tuple(decision.slots), now, trial.resume_step)
         outbox.launches.append(self._launch_spec(search, trial, row))
+        for service in self.controller.services:
+            service.on_attempt_started(self.controller, session, row)
         _event(session, now, "attempt.started", decision.reason or "placed", search.id, trial.id, row.id, {"node": decision.node, "slots": list(decision.slots)})
 
     def _launch_spec(self, search: SearchRuntime, trial: TrialRuntime, row: Attempt) -> LaunchSpec:

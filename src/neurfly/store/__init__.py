@@ -64,12 +64,16 @@ class Store:
         return store
 
     def migrate(self) -> None:
-        """Upgrade the schema to the newest Alembic revision."""
+        """Upgrade the schema to every newest Alembic revision.
+
+        Each feature's tables come in a migration branch of their own, so the
+        upgrade goes to all heads.
+        """
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         with self.engine.begin() as connection:
             config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+            command.upgrade(config, "heads")
         _logger.debug("store %s migrated to head", _redact(self.url))
 
     def new_session(self) -> Session:
