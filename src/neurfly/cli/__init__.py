@@ -286,3 +286,7 @@ def demo(
         raise typer.Exit(130) from None
     for search_id in ids:
         _report(store, find_search(store, search_id), json_output=False)
+
+
+# Command modules of the platform's services register their commands on ``app`` when imported.
+from neurfly.cli import _extensions  # noqa: E402,F401

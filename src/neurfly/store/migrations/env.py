@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 
 from neurfly.store.models import Base
+import neurfly.monitoring.alerts  # noqa: F401 - registers the alerts table
 
 target_metadata = Base.metadata
 

@@ -1,0 +1,1 @@
+"""Monitoring: alerts with an owner, raised by detectors, budgets and failure analysis."""
