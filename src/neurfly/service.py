@@ -337,3 +337,25 @@ def _attempt_dict(row: Attempt) -> dict[str, Any]:
         "data_versions": row.data_versions,
         "traceback": row.traceback,
     }
+
+
+def team_usage(store: Store, search_ids: list[int], now: float | None = None) -> list[dict[str, Any]]:
+    """Sum device-hours, preemptions and steps lost per team over the given searches.
+
+    An attempt still running counts up to ``now``.
+    """
+    now = time.time() if now is None else now
+    with store.session() as session:
+        rows = session.execute(
+            select(Search.team, Attempt.devices, Attempt.started_at, Attempt.ended_at, Attempt.state, Attempt.progress_lost)
+            .join(Search, Search.id == Attempt.search_id)
+            .where(Attempt.search_id.in_(search_ids))
+        ).all()
+    totals: dict[str, dict[str, Any]] = {}
+    for team, devices, started, ended, state, lost in rows:
+        entry = totals.setdefault(team, {"team": team, "device_hours": 0.0, "attempts": 0, "preemptions": 0, "steps_lost": 0})
+        entry["device_hours"] += devices * max(0.0, (ended or now) - started) / 3600.0
+        entry["attempts"] += 1
+        entry["preemptions"] += state == "preempted"
+        entry["steps_lost"] += lost or 0
+    return sorted(totals.values(), key=lambda e: e["team"])

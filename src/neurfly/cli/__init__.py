@@ -262,10 +262,17 @@ def cancel(
 def demo(
     db: DbOption = None,
     examples: Annotated[Path, typer.Option(help="Folder of example specs.")] = EXAMPLES,
+    production_after: Annotated[float, typer.Option(help="Seconds before the production-priority examples are submitted.")] = 8.0,
 ) -> None:
-    """Run the shipped example searches together on the default local cluster."""
-    from neurfly.cli.runner import drive
-    from neurfly.service import find_search, load_cluster, load_spec, submit_search
+    """Run the shipped example searches together on the default local cluster.
+
+    Specs at the production priority arrive after ``--production-after``
+    seconds, while the searches hold every device, so the scheduler preempts
+    search trials for them; the preempted trials resume from their checkpoints.
+    """
+    from neurfly.cli.runner import Arrival, drive
+    from neurfly.core.scheduling.snapshot import PolicySettings
+    from neurfly.service import find_search, load_cluster, load_spec, submit_search, team_usage
 
     files = sorted(examples.glob("*.yaml"))
     if not files:
@@ -273,19 +280,41 @@ def demo(
     cluster = load_cluster(None)
     store = _store(db)
     specs = [load_spec(path, cluster) for path in files]
+    top = max(c.value for c in cluster.priority_classes)
+    urgent = [s for s in specs if cluster.priority_class(s[0].priority).value == top]
+    searches = [s for s in specs if s not in urgent]
     slots = sum(n.devices for p in cluster.pools for n in p.nodes)
     console.print(
-        f"Running {len(specs)} example searches ({sum(s.budget.max_trials for s, _, _ in specs)} trials) "
-        f"on {slots} local device slots; this takes about half a minute on two cores."
+        f"Running {len(searches)} example searches ({sum(s.budget.max_trials for s, _, _ in searches)} trials) of "
+        f"{len({s.team for s, _, _ in searches})} teams on {slots} local device slots; "
+        f"{len(urgent)} production job(s) arrive after {production_after:.0f} s and preempt search trials. "
+        "This takes about a minute on two cores."
     )
-    ids = [submit_search(store, spec, document).search_id for spec, document, _ in specs]
+    ids = [submit_search(store, spec, document).search_id for spec, document, _ in searches]
+    arrivals = [
+        Arrival(production_after, lambda spec=spec, document=document: submit_search(store, spec, document).search_id)
+        for spec, document, _ in urgent
+    ]
+    # Demo trials last seconds, so an attempt may be preempted after 2 s instead of the production default.
+    policy = PolicySettings(min_runtime_s=2.0)
     try:
-        drive(store, cluster, ids, console, live_display=True)
+        drive(store, cluster, ids, console, live_display=True, arrivals=arrivals, policy=policy)
     except KeyboardInterrupt:
         errors.print("interrupted; run 'neurfly demo' again to resume.")
         raise typer.Exit(130) from None
+
     for search_id in ids:
         _report(store, find_search(store, search_id), json_output=False)
+    _print_team_usage(team_usage(store, ids))
+
+
+def _print_team_usage(rows: list[dict[str, Any]]) -> None:
+    table = Table(title="Usage by team")
+    for column in ("team", "device-hours", "attempts", "preemptions", "steps lost"):
+        table.add_column(column, justify="left" if column == "team" else "right")
+    for row in rows:
+        table.add_row(row["team"], f"{row['device_hours']:.4f}", str(row["attempts"]), str(row["preemptions"]), str(row["steps_lost"]))
+    console.print(table)
 
 
 # Command modules of the platform's services register their commands on ``app`` when imported.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -12,6 +13,7 @@ from rich.table import Table
 
 from neurfly.controller import Controller, ControllerSettings
 from neurfly.core.cluster import ClusterConfig
+from neurfly.core.scheduling.snapshot import PolicySettings
 from neurfly.core.states import SearchState
 from neurfly.errors import ControllerLockedError
 from neurfly.executors import executors
@@ -24,6 +26,14 @@ _logger = logging.getLogger(__name__)
 WATCH_INTERVAL_S = 1.0
 
 
+@dataclass
+class Arrival:
+    """A search submitted ``after_s`` seconds into the run; ``submit`` returns its id."""
+
+    after_s: float
+    submit: Callable[[], int]
+
+
 def drive(
     store: Store,
     cluster: ClusterConfig,
@@ -31,17 +41,28 @@ def drive(
     console: Console,
     live_display: bool,
     checkpoint_root: str | None = None,
+    arrivals: list[Arrival] | None = None,
+    policy: PolicySettings | None = None,
 ) -> None:
-    """Run until every search in ``search_ids`` has ended.
+    """Run until every search in ``search_ids`` (and every arrival) has ended.
 
     Becomes the controller when the lease is free; otherwise watches the store
-    and takes over if the controller holding the lease goes away.
+    and takes over if the controller holding the lease goes away. Arrivals are
+    submitted while the controller runs, once their delay has passed.
     """
     started = time.monotonic()
-    settings = ControllerSettings(checkpoint_root=checkpoint_root or str(default_home() / "checkpoints"))
+    settings = ControllerSettings(
+        checkpoint_root=checkpoint_root or str(default_home() / "checkpoints"),
+        policy=policy or PolicySettings(),
+    )
+    waiting = sorted(arrivals or [], key=lambda a: a.after_s)
+
+    def admit_arrivals() -> None:
+        while waiting and time.monotonic() - started >= waiting[0].after_s:
+            search_ids.append(waiting.pop(0).submit())
 
     def finished() -> bool:
-        return all(SearchState(find_search(store, sid).state).is_final for sid in search_ids)
+        return not waiting and all(SearchState(find_search(store, sid).state).is_final for sid in search_ids)
 
     render = (lambda: _progress(store, search_ids, started)) if live_display else None
     with _maybe_live(console, render) as refresh:
@@ -55,16 +76,22 @@ def drive(
                 time.sleep(WATCH_INTERVAL_S)
                 continue
             try:
-                _run_controller(controller, search_ids, refresh)
+                _run_controller(controller, search_ids, refresh, admit_arrivals)
             finally:
                 controller.stop()
 
 
-def _run_controller(controller: Controller, search_ids: list[int], refresh: Callable[[], None]) -> None:
+def _run_controller(
+    controller: Controller, search_ids: list[int], refresh: Callable[[], None], admit_arrivals: Callable[[], None]
+) -> None:
     last = 0.0
 
     def until() -> bool:
-        return not any(sid in controller.searches for sid in search_ids)
+        admit_arrivals()
+        if any(sid in controller.searches for sid in search_ids):
+            return False
+        # A search submitted in this tick is in the store before the controller picks it up.
+        return all(SearchState(find_search(controller.store, sid).state).is_final for sid in search_ids)
 
     def on_tick() -> None:
         nonlocal last

@@ -470,6 +470,9 @@ class Transitions:
         attempt.stop_requested = StopRequest.PREEMPT
         attempt.stop_requested_at = now
         self.mark_stop_requested(session, attempt, decision.reason)
+        trial = self.controller.searches[attempt.search_id].trials[attempt.trial_id]
+        trial.state = TrialState.PREEMPTING
+        self._write_trial(session, trial, state=TrialState.PREEMPTING.value)
         outbox.stops.append((attempt.id, StopRequest.PREEMPT))
         _event(session, now, "attempt.preempting", decision.reason, attempt.search_id, attempt.trial_id, attempt.id, {"for_trial": decision.for_trial})
 
