@@ -14,7 +14,9 @@ class NoOp(Workload):
 
     Parameters: ``value`` (number) is reported as the ``objective`` metric;
     ``sleep_s`` waits that long per step; ``fail_at`` raises at that step;
-    ``nan_if_above`` reports NaN when ``value`` exceeds it.
+    ``nan_if_above`` reports NaN when ``value`` exceeds it;
+    ``checkpoint_every`` saves a checkpoint every that many steps (default 1,
+    0 for never).
     """
 
     name = "noop"
@@ -35,7 +37,8 @@ class NoOp(Workload):
                 time.sleep(float(params["sleep_s"]))
             if params.get("fail_at") == step:
                 raise RuntimeError(f"noop workload failed at step {step} as asked by fail_at")
-            if params.get("checkpoint", True):
+            every = int(params.get("checkpoint_every", 1))
+            if every and step % every == 0:
                 trial.save_checkpoint({"step": step}, step=step)
             trial.report(step, objective=value, loss=value)
             if trial.should_stop():
