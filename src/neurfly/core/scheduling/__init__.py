@@ -1,5 +1,6 @@
 """Scheduling: cluster snapshots in, decisions out, with no I/O."""
 
+from neurfly.core.scheduling._validate import Invariant, SchedulingInvariantError
 from neurfly.core.scheduling.base import SchedulingPolicy, policies
 from neurfly.core.scheduling.snapshot import (
     Decision,
@@ -23,6 +24,7 @@ from neurfly.core.scheduling.snapshot import (
 __all__ = [
     "Decision",
     "DecisionKind",
+    "Invariant",
     "Node",
     "PendingTrial",
     "PolicySettings",
@@ -33,6 +35,7 @@ __all__ = [
     "Reservation",
     "Reserve",
     "RunningAttempt",
+    "SchedulingInvariantError",
     "SchedulingPolicy",
     "SearchLimit",
     "Snapshot",

@@ -104,7 +104,7 @@ class SearchLimit:
 
 @dataclass(frozen=True, slots=True)
 class Reservation:
-    """Devices held for a pending trial that preempted others to get them."""
+    """Devices held for a pending trial: slots of attempts it preempted, or of a node it drains."""
 
     trial_id: int
     node: str
@@ -119,10 +119,27 @@ class PolicySettings:
     Attributes:
         min_runtime_s: An attempt younger than this is never chosen as a victim.
         validate: Check the invariants after every decision and raise on a breach.
+        fair_share_horizon_s: Device-seconds of usage that the default
+            policy adds to a team's decayed usage for each device the team
+            has running, reserved or started in the same call, when it ranks
+            teams by fair share. It spreads the devices of one call across
+            teams, and 0 ranks by decayed usage alone.
+        max_preemptors_per_call: Maximum number of pending trials that may
+            preempt running attempts in one call of the default policy; the
+            rest wait for the next call. ``None`` means no limit.
+        starvation_wait_s: Seconds after which a pending trial that finds no
+            room gets a reservation that drains one node for it, so smaller
+            trials stop taking that node's devices. ``None`` turns this off.
+
+    NOTE: the defaults of the last three fields are judgment calls that no
+    trace replay has tuned yet.
     """
 
     min_runtime_s: float = 60.0
     validate: bool = False
+    fair_share_horizon_s: float = 3600.0
+    max_preemptors_per_call: int | None = 64
+    starvation_wait_s: float | None = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
