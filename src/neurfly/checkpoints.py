@@ -58,7 +58,9 @@ class CheckpointStore:
         path = f"{folder}/{hexdigest}.pkl"
         uri = f"{self.root}/{prefix}/{hexdigest}.pkl"
 
-        if not self._fs.exists(path):
+        # An existing file of the right size is this content; anything else (a
+        # damaged copy) is rewritten.
+        if not self._fs.exists(path) or self._fs.size(path) != len(payload):
             self._fs.makedirs(folder, exist_ok=True)
             temporary = f"{path}.tmp-{os.getpid()}"
             with self._fs.open(temporary, "wb") as handle:

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from neurfly.core.space import config_key
 from neurfly.core.spec import SearchSpec, parse_spec
 from neurfly.core.states import SearchState, StopRequest, TrialState
 from neurfly.core.strategies import SearchProgress, SearchStrategy, TrialView, strategies
@@ -42,9 +43,17 @@ class TrialRuntime:
     checkpoint: CheckpointRef | None = None
     infra_failures: int = 0
     attempts: int = 0
+    _key: str | None = field(default=None, repr=False)
+
+    @property
+    def key(self) -> str:
+        if self._key is None:
+            self._key = config_key(self.params)
+        return self._key
 
     def view(self) -> TrialView:
         return TrialView(
+            key=self.key,
             number=self.number,
             params=self.params,
             state=self.state,

@@ -10,6 +10,7 @@ import json
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -149,9 +150,36 @@ class SearchSpace:
             values[param.name] = sample_param(param, rng)
         return values
 
+    @cached_property
+    def _grid_size(self) -> float:
+        if not self.is_discrete():
+            return math.inf
+        parents = {p.condition.parent for p in self.params if p.condition is not None}
+        return float(self._count(list(self.unique_params()), {}, parents))
+
     def grid_size(self) -> float:
-        """Number of grid points, or ``math.inf`` if a float parameter has no step."""
-        return float(sum(1 for _ in self.iter_grid())) if self.is_discrete() else math.inf
+        """Number of grid points, or ``math.inf`` if a float parameter has no step.
+
+        Only parameters that others depend on are enumerated; the others
+        multiply, so the count is fast for large grids.
+        """
+        return self._grid_size
+
+    def _count(self, remaining: list[Param], partial: dict[str, ParamValue], parents: set[str]) -> int:
+        total = 1
+        for index, param in enumerate(remaining):
+            if not self.is_active(param.name, partial):
+                continue
+            if param.name not in parents:
+                total *= len(param.grid_values())
+                continue
+            branches = 0
+            for value in param.grid_values():
+                partial[param.name] = value
+                branches += self._count(remaining[index + 1 :], partial, parents)
+            del partial[param.name]
+            return total * branches
+        return total
 
     def is_discrete(self) -> bool:
         return all(not (isinstance(p, FloatParam) and p.step is None) for p in self.params)
@@ -214,12 +242,14 @@ def config_key(params: Mapping[str, Any]) -> str:
 
 
 def _normalise(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer() and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
     if isinstance(value, (np.integer,)):
         return int(value)
+    if isinstance(value, (float, np.floating)):
+        number = float(value)
+        # 2.0 and 2 are the same configuration.
+        return int(number) if number.is_integer() else number
     return value
 
 

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 
+import psutil
+
+from neurfly.core.detectors import ResourceSample
 from neurfly.core.states import FailureKind, StepDecision, StopRequest
 from neurfly.executors.base import Executor
 from neurfly.executors.protocol import (
@@ -23,11 +26,22 @@ from neurfly.executors.protocol import (
     Report,
 )
 from neurfly.executors.worker import ORPHANED_EXIT_CODE, worker_main
+from neurfly.monitoring.resources import ProcessSampler
 
 _logger = logging.getLogger(__name__)
 
 # Modules the fork server imports once, so each worker starts without importing them again.
-PRELOAD = ["neurfly.executors.worker", "neurfly.workloads.digits_mlp", "neurfly.workloads.breast_cancer_gbm", "neurfly.metrics"]
+# Python 3.11's fork server also re-imports the parent's main script in every
+# worker, so the modules the CLI imports are preloaded too.
+PRELOAD = [
+    "neurfly.executors.worker",
+    "neurfly.workloads.digits_mlp",
+    "neurfly.workloads.breast_cancer_gbm",
+    "neurfly.workloads.noop",
+    "neurfly.metrics",
+    "neurfly.cli",
+    "neurfly.controller",
+]
 # Seconds to wait for a worker to exit after its pipe closed, before treating it as killed.
 JOIN_TIMEOUT_S = 5.0
 
@@ -39,6 +53,7 @@ class _Worker:
     connection: Connection
     killed: bool = False
     finished: Exited | None = None
+    sampler: ProcessSampler | None = None
 
 
 class LocalExecutor(Executor):
@@ -66,7 +81,7 @@ class LocalExecutor(Executor):
         )
         process.start()
         child_end.close()
-        self._workers[spec.attempt_id] = _Worker(spec.attempt_id, process, parent_end)
+        self._workers[spec.attempt_id] = _Worker(spec.attempt_id, process, parent_end, sampler=_sampler(process.pid, spec))
         _logger.debug("attempt %d started in process %s", spec.attempt_id, process.pid)
         return process.pid
 
@@ -94,6 +109,12 @@ class LocalExecutor(Executor):
         if worker.process.is_alive():
             worker.process.kill()
         _logger.info("attempt %d killed (process %s)", attempt_id, worker.process.pid)
+
+    def sample_resources(self) -> list[ResourceSample]:
+        """Sample CPU, memory, I/O and device load of every running attempt's worker."""
+        now = time.time()
+        samples = (w.sampler.sample(w.attempt_id, now) for w in self._workers.values() if w.finished is None and w.sampler)
+        return [sample for sample in samples if sample is not None]
 
     def active(self) -> set[int]:
         return {attempt_id for attempt_id, w in self._workers.items() if w.finished is None}
@@ -172,3 +193,11 @@ class LocalExecutor(Executor):
             error_kind=FailureKind.INFRASTRUCTURE.value,
             message=message,
         )
+
+
+def _sampler(pid: int | None, spec: LaunchSpec) -> ProcessSampler | None:
+    try:
+        return ProcessSampler(pid, spec.hardware, spec.slots) if pid is not None else None
+    except psutil.Error as exc:
+        _logger.debug("attempt %d: no resource sampling (%s)", spec.attempt_id, exc)
+        return None

@@ -20,6 +20,7 @@ from neurfly.core.space import ParamValue, SearchSpace
 from neurfly.core.spec import Direction
 from neurfly.core.states import StepDecision, TrialState
 from neurfly.core.strategies.base import Promotion, SearchProgress, SearchStrategy, TrialView
+from neurfly.errors import SpecError
 
 
 class ASHAOptions(BaseModel):
@@ -34,8 +35,9 @@ class ASHASearch(SearchStrategy):
 
     Ranking at a rung is by the objective value at that rung's step; ties go
     to the lower trial number. A non-finite value at a rung prunes the trial.
-    When the search may create no more trials, each rung promotes at least
-    its best paused trial, so some trial always trains to ``max_steps``.
+    When the search may create no more trials, the top set of every rung
+    holds at least its best trial, so the leader of each rung goes on and
+    some trial always trains to ``max_steps``.
     """
 
     name = "asha"
@@ -52,8 +54,8 @@ class ASHASearch(SearchStrategy):
         super().__init__(space, direction, max_steps, options, seed)
         eta, step = self.options.eta, self.options.min_steps
         if step > max_steps:
-            raise ValueError(
-                f"asha min_steps ({step}) is more than budget.max_steps ({max_steps}); lower min_steps"
+            raise SpecError(
+                [f"strategy.options.min_steps: {step} is more than budget.max_steps ({max_steps}); set it to at most {max_steps}"]
             )
         rungs = []
         while step < max_steps:

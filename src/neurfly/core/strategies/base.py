@@ -39,6 +39,12 @@ class TrialView:
     value: float | None = None
     intermediate: Mapping[int, float] = field(default_factory=dict)
     step: int = 0
+    key: str | None = None
+
+    @property
+    def config_key(self) -> str:
+        """``config_key(params)``, computed once by whoever built the view when ``key`` is set."""
+        return self.key if self.key is not None else config_key(self.params)
 
 
 @dataclass(frozen=True)
@@ -153,7 +159,7 @@ class SearchStrategy(ABC):
 
     def random_unique(self, number: int, progress: SearchProgress, first_retry: int = 0) -> dict[str, ParamValue] | None:
         """Sample configurations until one is new; ``None`` once a finite space is used up."""
-        used = {config_key(t.params) for t in progress.trials}
+        used = {t.config_key for t in progress.trials}
         finite_size = self.space.grid_size() if self.space.is_discrete() else math.inf
         if len(used) >= finite_size:
             return None

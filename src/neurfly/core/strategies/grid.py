@@ -40,11 +40,14 @@ class GridSearch(SearchStrategy):
         super().__init__(space, direction, max_steps, options, seed)
         if not space.is_discrete():
             raise ValueError("grid search needs a step on every float parameter")
-        self._points = list(space.iter_grid())
+        self._points: list[dict[str, ParamValue]] | None = None
         if self.options.shuffle:
-            order = np.random.default_rng(seed & 0xFFFFFFFF).permutation(len(self._points))
-            self._points = [self._points[i] for i in order]
+            points = list(space.iter_grid())
+            order = np.random.default_rng(seed & 0xFFFFFFFF).permutation(len(points))
+            self._points = [points[i] for i in order]
 
     def propose(self, number: int, progress: SearchProgress) -> dict[str, ParamValue] | None:
-        used = {config_key(t.params) for t in progress.trials}
-        return next((dict(p) for p in self._points if config_key(p) not in used), None)
+        used = {t.config_key for t in progress.trials}
+        # Without shuffling the grid is walked lazily, so a huge grid costs only the points tried.
+        points = self._points if self._points is not None else self.space.iter_grid()
+        return next((dict(p) for p in points if config_key(p) not in used), None)

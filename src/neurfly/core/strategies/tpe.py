@@ -50,12 +50,12 @@ class TPEOptions(BaseModel):
 class TPESearch(SearchStrategy):
     """TPE from ``optuna.samplers.TPESampler``, driven through ask and tell.
 
-    The strategy keeps an in-memory Optuna study as a cache of the search's
-    history. Before each proposal it tells the study every trial that has
-    finished since the last call, so a fresh instance built from the store
-    sees the same history. The sampler is reseeded from ``(seed, number)``
-    for each proposal, which makes a proposal reproducible after a controller
-    restart instead of replaying the random start-up draws.
+    Each proposal builds an in-memory Optuna study from the search's history
+    (finished trials with their values, unfinished ones as running, so the
+    constant liar steers away from them) and asks it once. The sampler is
+    seeded from ``(seed, number)``, so a restarted controller proposes the
+    same configuration for the same number instead of replaying the random
+    start-up draws.
 
     A trial whose objective is NaN or infinite is told as the worst possible
     value (+inf when minimising), so TPE counts its region as bad instead of
@@ -74,27 +74,44 @@ class TPESearch(SearchStrategy):
         seed: int = 0,
     ) -> None:
         super().__init__(space, direction, max_steps, options, seed)
-        self._study = optuna.create_study(direction="minimize")
         self._distributions = {p.name: _distribution(p) for p in space.unique_params()}
-        # Our trial number to the Optuna trial (or its number) awaiting a tell.
-        self._optuna_trial_of: dict[int, optuna.Trial | int] = {}
-        self._told: set[int] = set()
 
     def propose(self, number: int, progress: SearchProgress) -> dict[str, ParamValue] | None:
-        self._sync(progress)
-        used = {config_key(t.params) for t in progress.trials}
+        study = self._study_from(progress)
+        used = {t.config_key for t in progress.trials}
 
         for retry in range(_DUPLICATE_RETRIES):
-            self._study.sampler = self._sampler(number, retry)
-            optuna_trial = self._study.ask()
+            study.sampler = self._sampler(number, retry)
+            optuna_trial = study.ask()
             params = self._suggest(optuna_trial)
             if config_key(params) not in used:
-                self._optuna_trial_of[number] = optuna_trial
                 return params
-            self._study.tell(optuna_trial, state=OptunaState.FAIL)
+            study.tell(optuna_trial, state=OptunaState.FAIL)
 
         _logger.debug("TPE repeated known configurations for trial %d; drawing at random", number)
         return self.random_unique(number, progress, first_retry=_DUPLICATE_RETRIES)
+
+    def _study_from(self, progress: SearchProgress) -> optuna.Study:
+        """A fresh in-memory study holding the search's trials in number order.
+
+        Rebuilding it for every proposal costs a few milliseconds per thousand
+        trials and makes a proposal depend only on the history, as the
+        strategy contract requires.
+        """
+        study = optuna.create_study(direction="minimize")
+        frozen = []
+        for trial in progress.trials:
+            state, value = self._outcome(trial) if _is_finished(trial) else (OptunaState.RUNNING, None)
+            frozen.append(
+                optuna.trial.create_trial(
+                    params=self._optuna_params(trial),
+                    distributions=self._optuna_distributions(trial),
+                    value=value,
+                    state=state,
+                )
+            )
+        study.add_trials(frozen)
+        return study
 
     def _sampler(self, number: int, retry: int) -> optuna.samplers.TPESampler:
         seed = int(self.rng(number, retry).integers(2**31 - 1))
@@ -121,42 +138,6 @@ class TPESearch(SearchStrategy):
                 continue
             params[param.name] = _suggest(optuna_trial, param)
         return params
-
-    def _sync(self, progress: SearchProgress) -> None:
-        for trial in progress.trials:
-            if trial.number in self._told or not _is_finished(trial):
-                continue
-            self._tell(trial)
-            self._told.add(trial.number)
-        for trial in progress.trials:
-            if trial.number not in self._told and trial.number not in self._optuna_trial_of:
-                self._add_running(trial)
-
-    def _tell(self, trial: TrialView) -> None:
-        state, value = self._outcome(trial)
-        optuna_trial = self._optuna_trial_of.pop(trial.number, None)
-        if optuna_trial is not None:
-            self._study.tell(optuna_trial, value, state=state)
-            return
-        self._study.add_trial(
-            optuna.trial.create_trial(
-                params=self._optuna_params(trial),
-                distributions=self._optuna_distributions(trial),
-                value=value,
-                state=state,
-            )
-        )
-
-    def _add_running(self, trial: TrialView) -> None:
-        # A trial proposed before a restart: Optuna sees it as running, so the
-        # constant liar steers new proposals away from it.
-        frozen = optuna.trial.create_trial(
-            params=self._optuna_params(trial),
-            distributions=self._optuna_distributions(trial),
-            state=OptunaState.RUNNING,
-        )
-        self._study.add_trial(frozen)
-        self._optuna_trial_of[trial.number] = self._study.trials[-1].number
 
     def _outcome(self, trial: TrialView) -> tuple[OptunaState, float | None]:
         if trial.state is TrialState.FAILED and trial.value is None:
