@@ -58,10 +58,19 @@ def read_yaml(path: str | Path) -> Any:
         raise SpecError([f"file not found: {path}; check the path"], str(path)) from None
     except OSError as exc:
         raise SpecError([f"cannot read {path}: {exc.strerror}"], str(path)) from None
+    return parse_yaml(text, str(path))
+
+
+def parse_yaml(text: str, source: str | None = None) -> Any:
+    """Load YAML text strictly: safe tags only, and a key repeated in one mapping is an error.
+
+    Raises:
+        SpecError: The text is not valid YAML.
+    """
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise SpecError([f"invalid YAML: {exc}"], str(path)) from None
+        raise SpecError([f"invalid YAML: {exc}"], source) from None
 
 
 def load_cluster(path: str | Path | None) -> ClusterConfig:
@@ -81,7 +90,20 @@ def load_spec(path: str | Path, cluster: ClusterConfig) -> tuple[SearchSpec, dic
         SpecError: Every problem found.
     """
     document = read_yaml(path)
-    spec, warnings = parse_spec(document, str(path))
+    spec, warnings = validate_spec(document, cluster, str(path))
+    return spec, document, warnings
+
+
+def validate_spec(document: Any, cluster: ClusterConfig, source: str | None = None) -> tuple[SearchSpec, list[str]]:
+    """Validate a spec document (a parsed mapping) and check it against the registries and ``cluster``.
+
+    Returns:
+        The spec and warnings.
+
+    Raises:
+        SpecError: Every problem found.
+    """
+    spec, warnings = parse_spec(document, source)
     problems = check_references(
         spec,
         strategies=strategies.names(),
@@ -92,8 +114,8 @@ def load_spec(path: str | Path, cluster: ClusterConfig) -> tuple[SearchSpec, dic
     problems.extend(_check_strategy(spec))
     problems.extend(_check_resources(spec, cluster))
     if problems:
-        raise SpecError(problems, str(path))
-    return spec, document, warnings
+        raise SpecError(problems, source)
+    return spec, warnings
 
 
 def _check_strategy(spec: SearchSpec) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -25,6 +26,9 @@ errors = Console(stderr=True)
 DbOption = Annotated[str | None, typer.Option("--db", envvar="NEURFLY_DATABASE_URL", help="Database URL; default: SQLite in $NEURFLY_HOME (./.neurfly).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 ClusterOption = Annotated[Path | None, typer.Option("--cluster", help="Cluster YAML file; default: the embedded local cluster.")]
+ServerOption = Annotated[str | None, typer.Option("--server", envvar="NEURFLY_SERVER", help="URL of a NeurFly server to use instead of the store; the token comes from NEURFLY_TOKEN or ~/.config/neurfly/config.yaml.")]
+ExecutorOption = Annotated[str | None, typer.Option("--executor", help="Executor that runs the trials (local, ray); default: the cluster file's executor.")]
+RayAddressOption = Annotated[str | None, typer.Option("--ray-address", help="Ray cluster address (host:port of the head, ray://host:10001, or auto) for --executor ray.")]
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -80,12 +84,25 @@ def run(
     json_output: JsonOption = False,
     checkpoints: Annotated[str | None, typer.Option(help="Checkpoint folder or fsspec URL; default: $NEURFLY_HOME/checkpoints.")] = None,
     new: Annotated[bool, typer.Option("--new", help="Start another search even if one of this team and name exists.")] = False,
+    executor: ExecutorOption = None,
+    ray_address: RayAddressOption = None,
+    server: ServerOption = None,
+    responsibilities: Annotated[Path | None, typer.Option("--responsibilities", envvar="NEURFLY_RESPONSIBILITIES", help="Responsibility file: owners, notifiers and escalation of alerts; default: $NEURFLY_HOME/responsibilities.yaml.")] = None,
+    metrics_port: Annotated[int | None, typer.Option("--metrics-port", help="Serve Prometheus metrics on this TCP port (127.0.0.1) while the controller runs.")] = None,
 ) -> None:
     """Run a search to completion, resuming it if it is already in the store."""
-    from neurfly.cli.runner import drive
+    from neurfly.monitoring.service import configure
+
+    configure(responsibilities=responsibilities, metrics_port=metrics_port)
+    if server:
+        from neurfly.cli.client import remote_run
+
+        remote_run(server, spec_file, new, json_output, console, errors)
+        return
+    from neurfly.cli.runner import drive, with_executor
     from neurfly.service import find_search, load_cluster, load_spec, submit_search
 
-    cluster = load_cluster(cluster_file)
+    cluster = with_executor(load_cluster(cluster_file), executor, ray_address)
     spec, document, warnings = load_spec(spec_file, cluster)
     for warning in warnings:
         errors.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
@@ -98,8 +115,11 @@ def run(
         verb = "resuming" if submission.resumed else "started"
         console.print(f"{verb} search {submission.search_id} ({spec.team}/{spec.name}): {spec.strategy.name}, {spec.budget.max_trials} trials")
 
+    # With --json, stdout carries only the JSON document; what libraries print meanwhile (Ray's node errors) goes to stderr.
+    quiet_stdout = contextlib.redirect_stdout(sys.stderr) if json_output else contextlib.nullcontext()
     try:
-        drive(store, cluster, [submission.search_id], console, live_display=not json_output, checkpoint_root=checkpoints)
+        with quiet_stdout:
+            drive(store, cluster, [submission.search_id], console, live_display=not json_output, checkpoint_root=checkpoints)
     except KeyboardInterrupt:
         errors.print("interrupted; running trials were checkpointed. Run the same command to resume.")
         raise typer.Exit(130) from None
@@ -138,11 +158,16 @@ def _short(value: Any) -> str:
 
 
 @app.command()
-def status(db: DbOption = None, json_output: JsonOption = False) -> None:
+def status(db: DbOption = None, json_output: JsonOption = False, server: ServerOption = None) -> None:
     """List every search with its state, trial counts and best value."""
-    from neurfly.service import list_searches
+    if server:
+        from neurfly.cli.client import connect
 
-    rows = list_searches(_store(db))
+        rows = connect(server).list_searches()
+    else:
+        from neurfly.service import list_searches
+
+        rows = list_searches(_store(db))
     if json_output:
         _print_json(rows)
         return
@@ -162,13 +187,21 @@ def trials(
     search: Annotated[str, typer.Argument(help="Search id, name or team/name.")],
     db: DbOption = None,
     json_output: JsonOption = False,
+    server: ServerOption = None,
 ) -> None:
     """List the trials of a search."""
-    from neurfly.service import find_search, trial_rows
+    if server:
+        from neurfly.cli.client import connect
 
-    store = _store(db)
-    row = find_search(store, search)
-    rows = trial_rows(store, row)
+        remote = connect(server)
+        row = remote.find_search(search)
+        rows = remote.trial_rows(row)
+    else:
+        from neurfly.service import find_search, trial_rows
+
+        store = _store(db)
+        row = find_search(store, search)
+        rows = trial_rows(store, row)
     if json_output:
         _print_json(rows)
         return
@@ -186,18 +219,26 @@ def show(
     trial: Annotated[str, typer.Argument(help="Trial as SEARCH#NUMBER (e.g. 3#7 or digits-tpe#7) or its numeric id.")],
     db: DbOption = None,
     json_output: JsonOption = False,
+    server: ServerOption = None,
 ) -> None:
     """Show a trial: parameters, learning curve and attempts."""
-    from neurfly.service import trial_detail
+    if server:
+        from neurfly.cli.client import connect
 
-    store = _store(db)
+        detail_of = connect(server).trial_detail
+    else:
+        from functools import partial
+
+        from neurfly.service import trial_detail
+
+        detail_of = partial(trial_detail, _store(db))
     if "#" in trial:
         search_key, _, number = trial.rpartition("#")
         if not number.isdigit():
             raise NeurflyError(f"trial {trial!r}: the part after '#' must be a trial number, e.g. {search_key}#0")
-        detail = trial_detail(store, search_key, int(number))
+        detail = detail_of(search_key, int(number))
     elif trial.isdigit():
-        detail = trial_detail(store, "", None, trial_id=int(trial))
+        detail = detail_of("", None, trial_id=int(trial))
     else:
         raise NeurflyError(f"trial {trial!r} is neither SEARCH#NUMBER nor a numeric trial id")
 
@@ -242,8 +283,14 @@ def _print_trial(detail: dict[str, Any]) -> None:
 def cancel(
     search: Annotated[str, typer.Argument(help="Search id, name or team/name.")],
     db: DbOption = None,
+    server: ServerOption = None,
 ) -> None:
     """Cancel a running search; its running trials are stopped."""
+    if server:
+        from neurfly.cli.client import connect
+
+        console.print(connect(server).cancel(search)["message"])
+        return
     from neurfly.controller.lease import Lease
     from neurfly.service import cancel_without_controller, request_cancel
 
@@ -263,6 +310,8 @@ def demo(
     db: DbOption = None,
     examples: Annotated[Path, typer.Option(help="Folder of example specs.")] = EXAMPLES,
     production_after: Annotated[float, typer.Option(help="Seconds before the production-priority examples are submitted.")] = 8.0,
+    executor: ExecutorOption = None,
+    ray_address: RayAddressOption = None,
 ) -> None:
     """Run the shipped example searches together on the default local cluster.
 
@@ -270,14 +319,14 @@ def demo(
     seconds, while the searches hold every device, so the scheduler preempts
     search trials for them; the preempted trials resume from their checkpoints.
     """
-    from neurfly.cli.runner import Arrival, drive
+    from neurfly.cli.runner import Arrival, drive, with_executor
     from neurfly.core.scheduling.snapshot import PolicySettings
     from neurfly.service import find_search, load_cluster, load_spec, submit_search, team_usage
 
     files = sorted(examples.glob("*.yaml"))
     if not files:
         raise NeurflyError(f"no example specs (*.yaml) found in {examples}")
-    cluster = load_cluster(None)
+    cluster = with_executor(load_cluster(None), executor, ray_address)
     store = _store(db)
     specs = [load_spec(path, cluster) for path in files]
     top = max(c.value for c in cluster.priority_classes)

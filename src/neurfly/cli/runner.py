@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import Callable
@@ -15,8 +16,8 @@ from neurfly.controller import Controller, ControllerSettings
 from neurfly.core.cluster import ClusterConfig
 from neurfly.core.scheduling.snapshot import PolicySettings
 from neurfly.core.states import SearchState
-from neurfly.errors import ControllerLockedError
-from neurfly.executors import executors
+from neurfly.errors import ControllerLockedError, NeurflyError
+from neurfly.executors import Executor, executors
 from neurfly.service import find_search, search_summary
 from neurfly.store import Store, default_home
 
@@ -67,7 +68,7 @@ def drive(
     render = (lambda: _progress(store, search_ids, started)) if live_display else None
     with _maybe_live(console, render) as refresh:
         while not finished():
-            controller = Controller(store, cluster, executors.get(cluster.executor)(), settings=settings)
+            controller = Controller(store, cluster, make_executor(cluster), settings=settings)
             try:
                 controller.start()
             except ControllerLockedError as exc:
@@ -79,6 +80,45 @@ def drive(
                 _run_controller(controller, search_ids, refresh, admit_arrivals)
             finally:
                 controller.stop()
+
+
+def make_executor(cluster: ClusterConfig) -> Executor:
+    """Create the cluster's executor with its ``executor_options``.
+
+    Raises:
+        NotFoundError: No executor plug-in has that name.
+        NeurflyError: An option is unknown to the executor or has an invalid value.
+    """
+    executor_class = executors.get(cluster.executor)
+    options = dict(cluster.executor_options)
+    parameters = inspect.signature(executor_class).parameters
+    unknown = sorted(set(options) - set(parameters))
+    if unknown:
+        known = ", ".join(parameters) or "none"
+        raise NeurflyError(f"executor {cluster.executor!r} has no option {', '.join(map(repr, unknown))}; its options are: {known}")
+    try:
+        return executor_class(**options)
+    except (TypeError, ValueError) as exc:
+        raise NeurflyError(f"executor {cluster.executor!r}: invalid executor_options: {exc}") from exc
+
+
+def with_executor(cluster: ClusterConfig, executor: str | None, ray_address: str | None) -> ClusterConfig:
+    """Return ``cluster`` with the executor and Ray address chosen on the command line.
+
+    Raises:
+        NotFoundError: No executor plug-in has that name.
+        NeurflyError: ``ray_address`` is given for an executor other than ``ray``,
+            or an executor option is unknown or invalid.
+    """
+    name = executor or cluster.executor
+    options = dict(cluster.executor_options) if name == cluster.executor else {}
+    if ray_address is not None:
+        if name != "ray":
+            raise NeurflyError(f"--ray-address applies to the ray executor, but the executor is {name!r}; add --executor ray")
+        options["address"] = ray_address
+    chosen = cluster.model_copy(update={"executor": name, "executor_options": options})
+    make_executor(chosen)  # checks the name and the options before anything is submitted; connects to nothing
+    return chosen
 
 
 def _run_controller(

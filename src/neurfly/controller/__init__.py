@@ -96,6 +96,8 @@ class Controller:
         self.searches: dict[int, SearchRuntime] = {}
         self.attempts: dict[int, AttemptRuntime] = {}
         self.reservations: dict[int, Reservation] = {}
+        # Seconds the last call of the scheduling policy took; None before the first call.
+        self.last_schedule_s: float | None = None
         self.transitions = Transitions(self)
         self._last_refresh = 0.0
         self._started = False

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session
 
 from neurfly.core.scheduling.snapshot import Snapshot
-from neurfly.executors.protocol import ExecutorEvent
+from neurfly.executors.protocol import ExecutorEvent, LaunchSpec
 
 if TYPE_CHECKING:
     from neurfly.controller import Controller, Outbox
-    from neurfly.controller.runtime import AttemptRuntime, SearchRuntime
+    from neurfly.controller.runtime import AttemptRuntime, SearchRuntime, TrialRuntime
     from neurfly.store import Attempt, Search
 
 
@@ -57,12 +57,19 @@ class ControllerService:
         """Return the snapshot the policy should see (team usage, constraints, priorities)."""
         return snapshot
 
+    def refine_launch(self, controller: Controller, search: SearchRuntime, trial: TrialRuntime, launch: LaunchSpec) -> LaunchSpec:
+        """Return the launch request to send (data the trial may read, its initial checkpoint)."""
+        return launch
+
     def on_tick(self, controller: Controller, session: Session, now: float, outbox: Outbox) -> None:
         """Run once per tick after scheduling, before the commit."""
 
 
 def default_services() -> list[ControllerService]:
     """The services every controller runs, in order."""
+    from neurfly.accounting.service import AccountingService
     from neurfly.controller.usage import UsageService
+    from neurfly.governance.service import GovernanceService
+    from neurfly.monitoring.service import MonitoringService
 
-    return [UsageService()]
+    return [UsageService(), MonitoringService(), AccountingService(), GovernanceService()]

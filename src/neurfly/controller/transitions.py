@@ -350,7 +350,10 @@ class Transitions:
         snapshot = self._snapshot(now)
         if not snapshot.pending:
             return
-        for decision in self.controller.policy.schedule(snapshot):
+        started = time.perf_counter()
+        decisions = self.controller.policy.schedule(snapshot)
+        self.controller.last_schedule_s = time.perf_counter() - started
+        for decision in decisions:
             if isinstance(decision, Start):
                 self._start(session, decision, now, outbox)
             elif isinstance(decision, Reject):
@@ -388,10 +391,12 @@ class Transitions:
         for trial_id in [t for t in self.controller.reservations if t not in pending_ids]:
             del self.controller.reservations[trial_id]
         teams = {s.team for s in self.controller.searches.values()}
+        nodes = tuple(Node(n.name, p.name, n.devices) for p in cluster.pools for n in p.nodes)
+        discovered = self.controller.executor.nodes(nodes)
         snapshot = Snapshot(
             now=now,
             pools=tuple(Pool(p.name, p.region, p.hardware, p.price_per_device_hour) for p in cluster.pools),
-            nodes=tuple(Node(n.name, p.name, n.devices) for p in cluster.pools for n in p.nodes),
+            nodes=nodes if discovered is None else tuple(discovered),
             priority_classes=tuple(PriorityClass(c.name, c.value, c.preemptible) for c in cluster.priority_classes),
             teams=tuple(_team(cluster.team(name)) for name in sorted(teams)),
             running=running,
@@ -427,7 +432,7 @@ class Transitions:
 
     def _launch_spec(self, search: SearchRuntime, trial: TrialRuntime, row: Attempt) -> LaunchSpec:
         spec = search.spec
-        return LaunchSpec(
+        launch = LaunchSpec(
             attempt_id=row.id, trial_id=trial.id, search_id=search.id, trial_number=trial.number,
             entrypoint=spec.entrypoint, params=dict(trial.params), fixed=dict(spec.fixed),
             max_steps=spec.budget.max_steps, decision_steps=search.strategy.decision_steps(),
@@ -436,7 +441,11 @@ class Transitions:
             checkpoint_in=(trial.checkpoint.uri, trial.checkpoint.digest) if trial.checkpoint else None,
             start_step=trial.resume_step, node=row.node, slots=tuple(row.slots),
             env={"NEURFLY_NODE": row.node, "NEURFLY_SLOTS": ",".join(str(s) for s in row.slots)},
+            hardware=spec.resources.hardware,
         )
+        for service in self.controller.services:
+            launch = service.refine_launch(self.controller, search, trial, launch)
+        return launch
 
     def launch(self, launch: LaunchSpec) -> None:
         attempt = self.controller.attempts.get(launch.attempt_id)
@@ -448,11 +457,12 @@ class Transitions:
                 self.apply_event(session, Exited(launch.attempt_id, Outcome.CRASHED, time.time(), error_kind=FailureKind.INFRASTRUCTURE.value, message=f"launch failed: {exc}"), None)
                 session.commit()
             return
-        if attempt is None or pid is None:
+        if attempt is None:
             return
         with self.controller.store.session() as session:
-            started = _process_start_time(pid)
-            session.execute(update(Attempt).where(Attempt.id == launch.attempt_id).values(worker_pid=pid, worker_started_at=started))
+            if pid is not None:
+                started = _process_start_time(pid)
+                session.execute(update(Attempt).where(Attempt.id == launch.attempt_id).values(worker_pid=pid, worker_started_at=started))
             session.execute(update(Trial).where(Trial.id == launch.trial_id, Trial.state == TrialState.STARTING.value).values(state=TrialState.RUNNING.value))
             session.commit()
         search = self.controller.searches.get(launch.search_id)

@@ -8,9 +8,10 @@ used when no file is given.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from enum import Enum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, ValidationError, field_validator, model_validator
 
 from neurfly.errors import SpecError
 
@@ -72,11 +73,20 @@ DEFAULT_PRIORITY_CLASSES = (
 )
 
 
+class IdleCostPolicy(str, Enum):
+    """Payer of the cost of devices that no attempt held: the platform, or the teams in proportion to their usage."""
+
+    PLATFORM = "platform"
+    SHARED = "shared"
+
+
 class ClusterConfig(_Strict):
     """A validated cluster: every pool, node, team and priority class.
 
     Teams that are not listed get ``default_team``'s weight, quota and
-    borrowing limit under their own name.
+    borrowing limit under their own name. A pool's cost per device-hour is
+    its ``price_per_device_hour`` times ``billing_weights`` of its hardware
+    type (1 for a type not listed).
     """
 
     pools: tuple[PoolConfig, ...] = Field(min_length=1)
@@ -84,7 +94,11 @@ class ClusterConfig(_Strict):
     priority_classes: tuple[PriorityClassConfig, ...] = DEFAULT_PRIORITY_CLASSES
     default_team: TeamConfig = TeamConfig(name="*")
     executor: str = "local"
+    executor_options: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the executor plug-in, e.g. the Ray address")
     usage_half_life_s: float = Field(default=7 * 24 * 3600.0, gt=0)
+    responsibilities: str | None = Field(default=None, description="responsibility file of alert owners and notifiers")
+    billing_weights: dict[str, NonNegativeFloat] = Field(default_factory=dict, description="price factor per hardware type")
+    idle_cost_policy: IdleCostPolicy = IdleCostPolicy.PLATFORM
 
     @model_validator(mode="after")
     def _check_references(self) -> ClusterConfig:
@@ -183,6 +197,7 @@ def default_cluster(slots_per_node: int = 2) -> ClusterConfig:
 
 __all__ = [
     "ClusterConfig",
+    "IdleCostPolicy",
     "NodeConfig",
     "PoolConfig",
     "PriorityClassConfig",

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from neurfly.core.detectors import MonitoringSpec
 from neurfly.core.space import (
     CategoricalParam,
     Condition,
@@ -69,10 +70,45 @@ class Resources(_Strict):
     hardware: str = "cpu"
 
 
+class PoolsBusy(str, Enum):
+    """What a search on region-pinned data does when every allowed pool is full at submission."""
+
+    WAIT = "wait"
+    REJECT = "reject"
+
+
+DATA_REF_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}/[a-z0-9][a-z0-9._-]{0,62}(@[A-Za-z0-9:._-]+)?$")
+
+
 class DataSpec(_Strict):
+    """``dataset`` names a bundled set; ``training`` and ``validation`` name registered ``team/name[@version]``."""
+
     dataset: str | None = None
+    training: str | None = None
+    validation: str | None = None
+    when_pools_busy: PoolsBusy = PoolsBusy.WAIT
     validation_fraction: float = Field(default=0.25, gt=0.0, lt=1.0)
     split_seed: int = 0
+
+    @field_validator("training", "validation")
+    @classmethod
+    def _check_ref(cls, value: str | None) -> str | None:
+        if value is not None and not DATA_REF_PATTERN.match(value):
+            raise ValueError(f"{value!r} is not a dataset reference; write TEAM/NAME or TEAM/NAME@VERSION, e.g. team-a/customers")
+        return value
+
+
+class WarmStart(_Strict):
+    """Start each new trial from a published artifact ``team/name[@version]``."""
+
+    artifact: str
+
+    @field_validator("artifact")
+    @classmethod
+    def _check_ref(cls, value: str) -> str:
+        if not DATA_REF_PATTERN.match(value):
+            raise ValueError(f"{value!r} is not an artifact reference; write TEAM/NAME or TEAM/NAME@VERSION, e.g. team-a/digits-base")
+        return value
 
 
 class SearchSpec(_Strict):
@@ -93,10 +129,12 @@ class SearchSpec(_Strict):
     resources: Resources = Field(default_factory=Resources)
     priority: str = "search"
     data: DataSpec = Field(default_factory=DataSpec)
+    warm_start: WarmStart | None = None
     entrypoint: str
     metrics: tuple[str, ...] = ()
     fixed: dict[str, Any] = Field(default_factory=dict)
     description: str = ""
+    monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
 
     @field_validator("name", "team")
     @classmethod
@@ -145,6 +183,7 @@ def parse_spec(document: Mapping[str, Any], source: str | None = None) -> tuple[
         spec = SearchSpec.model_validate({**fields, "space": space or SearchSpace(())})
     except ValidationError as exc:
         problems.extend(_describe_validation_error(exc))
+        problems.extend(_check_budget_alone(fields.get("budget")))
         raise SpecError(problems, source) from None
 
     problems.extend(_check_budget(spec))
@@ -320,12 +359,12 @@ def _parse_numeric(
         problems.append(f"{where}: low ({low}) must be less than high ({high}); swap them or widen the range")
     if log and low <= 0:
         problems.append(f"{where}.low: log scale needs low > 0, got {low}; set low to a small positive value such as 1e-6")
-    if log and step is not None and step != 1:
+    if log and step is not None and (kind == "float" or step != 1):
         problems.append(f"{where}: log scale cannot be combined with step {step}; drop one of them")
     if step is not None and low < high and not _divides(high - low, step):
         problems.append(
             f"{where}.step: {step} does not divide the range {low}..{high}; "
-            f"choose a step that divides {high - low}, or move high to {low + step * math.floor((high - low) / step)}"
+            f"choose a step that divides {high - low:.12g}, or move high to {low + step * math.floor((high - low) / step):.12g}"
         )
     if len(problems) > before:
         return None
@@ -368,7 +407,11 @@ def _check_condition(
 ) -> None:
     parent = first.get(condition.parent)
     if parent is None:
-        problems.append(f"space.{param.name}.when: parent {condition.parent!r} is not a parameter of this space")
+        categorical = [name for name, p in first.items() if isinstance(p, (CategoricalParam, ConstantParam))]
+        problems.append(
+            f"space.{param.name}.when: parent {condition.parent!r} is not a parameter of this space; "
+            f"define it before {param.name!r}, or condition on one of: {', '.join(categorical) or 'none defined'}"
+        )
         return
     if condition.parent == param.name:
         problems.append(f"space.{param.name}.when: a parameter cannot depend on itself")
@@ -399,9 +442,25 @@ def _describe(param: Param) -> str:
 # -- budget and warnings ------------------------------------------------------------------------
 
 
+def _check_budget_alone(raw: Any) -> list[str]:
+    """Budget rules that need only the budget, checked when other fields failed validation."""
+    try:
+        budget = Budget.model_validate(raw)
+    except ValidationError:
+        return []
+    return _budget_problems(budget)
+
+
 def _check_budget(spec: SearchSpec) -> list[str]:
+    problems = _budget_problems(spec.budget)
+    if spec.strategy.name == "grid" and not spec.space.is_discrete():
+        undiscrete = [p.name for p in spec.space.params if isinstance(p, FloatParam) and p.step is None]
+        problems.append(f"space: grid search needs a step on every float parameter; add one to {', '.join(undiscrete)}")
+    return problems
+
+
+def _budget_problems(budget: Budget) -> list[str]:
     problems = []
-    budget = spec.budget
     if budget.max_concurrent_trials > budget.max_trials:
         problems.append(
             f"budget.max_concurrent_trials: {budget.max_concurrent_trials} is more than max_trials "
@@ -412,9 +471,6 @@ def _check_budget(spec: SearchSpec) -> list[str]:
             f"budget.max_failed_trials: {budget.max_failed_trials} is more than max_trials ({budget.max_trials}); "
             f"set it to at most {budget.max_trials}"
         )
-    if spec.strategy.name == "grid" and not spec.space.is_discrete():
-        undiscrete = [p.name for p in spec.space.params if isinstance(p, FloatParam) and p.step is None]
-        problems.append(f"space: grid search needs a step on every float parameter; add one to {', '.join(undiscrete)}")
     return problems
 
 
@@ -428,11 +484,11 @@ def _warnings(spec: SearchSpec) -> list[str]:
                 f"the grid has {int(size)} points but max_trials is {budget.max_trials}: "
                 f"only {budget.max_trials / size:.1%} of it will run; coarsen the grid or use random or tpe"
             )
-    early_stopping = spec.strategy.name in {"asha"} or bool(spec.strategy.options.get("pruner"))
+    early_stopping = spec.strategy.name == "asha"
     if budget.max_steps > LONG_TRIAL_STEPS and not early_stopping:
         warnings.append(
             f"every trial runs {budget.max_steps} steps with no early stopping; "
-            "use strategy 'asha' or set strategy.options.pruner to stop poor trials early"
+            "use strategy 'asha' to stop poor trials early, or lower budget.max_steps"
         )
     return warnings
 
@@ -448,7 +504,9 @@ def _describe_validation_error(exc: ValidationError) -> list[str]:
         elif error["type"] == "missing":
             problems.append(f"{location}: missing; this field is required")
         else:
-            problems.append(f"{location}: {message} (got {value!r})")
+            message = message.removeprefix("Value error, ")
+            detail = message if repr(value) in message else f"{message} (got {value!r})"
+            problems.append(f"{location}: {detail}")
     return problems
 
 
@@ -457,9 +515,11 @@ __all__ = [
     "DataSpec",
     "Direction",
     "Objective",
+    "PoolsBusy",
     "Resources",
     "SearchSpec",
     "StrategySpec",
+    "WarmStart",
     "check_references",
     "parse_spec",
 ]

@@ -62,10 +62,10 @@ def _check_interval(elapsed_s: float, half_life_s: float) -> None:
 class UsageAccumulator:
     """Decayed usage per team, advanced in time by its owner.
 
-    The owner calls ``advance(now, devices_by_team)`` whenever the devices each
-    team holds change, passing what the teams held since the previous call,
-    and may add lump sums (an attempt's device-seconds reported at its end)
-    with ``add``. Values are as of ``now``, the time of the last ``advance``.
+    The owner calls ``advance(now, devices_by_team)`` whenever a team's device
+    count changes, passing the counts in force since the previous call. It
+    may also add lump sums with ``add``, such as an attempt's device-seconds
+    reported at its end. Values are as of ``now``, the time of the last ``advance``.
 
     Args:
         half_life_s: Half-life of usage in seconds, more than 0.

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import ClassVar
 
+from neurfly.core.scheduling.snapshot import Node
 from neurfly.core.states import StepDecision, StopRequest
 from neurfly.executors.protocol import ExecutorEvent, LaunchSpec
 from neurfly.registry import Registry
@@ -23,6 +25,8 @@ class Executor(ABC):
           ``should_stop()``; ``kill`` ends it at once.
         * ``active`` lists attempts launched and not yet reported as exited.
         * After ``shutdown`` no attempt of this executor runs any more.
+        * ``nodes`` may return the cluster file's nodes as the executor sees
+          them (schedulable or not, device count); ``None`` keeps the file's view.
     """
 
     name: ClassVar[str] = ""
@@ -54,6 +58,10 @@ class Executor(ABC):
     @abstractmethod
     def shutdown(self) -> None:
         """Kill every attempt and release resources."""
+
+    def nodes(self, configured: Sequence[Node]) -> list[Node] | None:
+        """Return ``configured`` with liveness and capacity as this executor sees them, or ``None``."""
+        return None
 
 
 executors: Registry[Executor] = Registry("neurfly.executors", "executor")

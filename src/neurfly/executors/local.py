@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
@@ -25,7 +27,7 @@ from neurfly.executors.protocol import (
     Outcome,
     Report,
 )
-from neurfly.executors.worker import ORPHANED_EXIT_CODE, worker_main
+from neurfly.executors.worker import ORPHANED_EXIT_CODE, spare_main
 from neurfly.monitoring.resources import ProcessSampler
 
 _logger = logging.getLogger(__name__)
@@ -61,31 +63,84 @@ class LocalExecutor(Executor):
 
     The fork server imports NumPy, scikit-learn and the workloads once, so a
     worker starts in milliseconds, and it is started before any other thread
-    of the controller exists, so workers never inherit a held lock.
+    of the controller exists, so workers never inherit a held lock. A
+    background thread keeps ``spares`` idle worker processes ready, and a
+    launch hands its ``LaunchSpec`` to one of them; each process still runs
+    one attempt only.
+
+    Args:
+        start_method: A multiprocessing start method.
+        spares: Idle processes kept ready; 0 starts each process at launch.
     """
 
     name = "local"
 
-    def __init__(self, start_method: str = "forkserver") -> None:
+    def __init__(self, start_method: str = "forkserver", spares: int = 2) -> None:
         self._context = multiprocessing.get_context(start_method)
         if start_method == "forkserver":
             self._context.set_forkserver_preload(PRELOAD)
         self._workers: dict[int, _Worker] = {}
+        self._spares: deque[tuple[BaseProcess, Connection]] = deque()
+        self._spare_target = spares
+        self._spare_lock = threading.Lock()
+        self._wanted = threading.Event()
+        self._closing = threading.Event()
+        self._refill_thread: threading.Thread | None = None
+        self._exiting: list[tuple[BaseProcess, float]] = []
 
     def launch(self, spec: LaunchSpec) -> int | None:
-        parent_end, child_end = self._context.Pipe(duplex=True)
-        process = self._context.Process(
-            target=worker_main,
-            args=(child_end, spec, os.getpid()),
-            name=f"neurfly-attempt-{spec.attempt_id}",
-        )
-        process.start()
-        child_end.close()
-        self._workers[spec.attempt_id] = _Worker(spec.attempt_id, process, parent_end, sampler=_sampler(process.pid, spec))
+        with self._spare_lock:
+            spare = self._spares.popleft() if self._spares else None
+        process, connection = spare if spare is not None else self._start_spare()
+        connection.send((MessageKind.LAUNCH, spec))
+        self._workers[spec.attempt_id] = _Worker(spec.attempt_id, process, connection, sampler=_sampler(process.pid, spec))
+        self._keep_spares()
         _logger.debug("attempt %d started in process %s", spec.attempt_id, process.pid)
         return process.pid
 
+    def _start_spare(self) -> tuple[BaseProcess, Connection]:
+        parent_end, child_end = self._context.Pipe(duplex=True)
+        process = self._context.Process(target=spare_main, args=(child_end, os.getpid()), name="neurfly-worker")
+        process.start()
+        child_end.close()
+        return process, parent_end
+
+    def _keep_spares(self) -> None:
+        if self._spare_target <= 0:
+            return
+        if self._refill_thread is None:
+            self._refill_thread = threading.Thread(target=self._refill, name="neurfly-spares", daemon=True)
+            self._refill_thread.start()
+        self._wanted.set()
+
+    def _refill(self) -> None:
+        while not self._closing.is_set():
+            self._wanted.wait(timeout=1.0)
+            self._wanted.clear()
+            while not self._closing.is_set():
+                with self._spare_lock:
+                    if len(self._spares) >= self._spare_target:
+                        break
+                spare = self._start_spare()
+                with self._spare_lock:
+                    self._spares.append(spare)
+
+    def _reap_exiting(self) -> None:
+        still_exiting = []
+        for process, deadline in self._exiting:
+            if not process.is_alive():
+                continue
+            if time.monotonic() > deadline:
+                _logger.warning("worker process %s did not exit after sending its result; killing it", process.pid)
+                process.kill()
+                process.join(JOIN_TIMEOUT_S)
+                continue
+            still_exiting.append((process, deadline))
+        self._exiting = still_exiting
+
     def poll(self, timeout: float) -> list[ExecutorEvent]:
+        if self._exiting:
+            self._reap_exiting()
         connections = {w.connection: w for w in self._workers.values() if w.finished is None}
         if not connections:
             time.sleep(timeout)
@@ -120,6 +175,17 @@ class LocalExecutor(Executor):
         return {attempt_id for attempt_id, w in self._workers.items() if w.finished is None}
 
     def shutdown(self) -> None:
+        self._closing.set()
+        self._wanted.set()
+        if self._refill_thread is not None:
+            self._refill_thread.join(JOIN_TIMEOUT_S)
+        with self._spare_lock:
+            spares, self._spares = list(self._spares), deque()
+        for process, connection in spares:
+            connection.close()
+            process.join(JOIN_TIMEOUT_S)
+            if process.is_alive():
+                process.kill()
         for worker in self._workers.values():
             if worker.process.is_alive():
                 worker.process.kill()
@@ -127,6 +193,11 @@ class LocalExecutor(Executor):
             worker.process.join(JOIN_TIMEOUT_S)
             worker.connection.close()
         self._workers.clear()
+        for process, _ in self._exiting:
+            process.join(JOIN_TIMEOUT_S)
+            if process.is_alive():
+                process.kill()
+        self._exiting = []
 
     def _send(self, attempt_id: int, message: tuple) -> None:
         worker = self._workers.get(attempt_id)
@@ -163,11 +234,16 @@ class LocalExecutor(Executor):
         return Exited(attempt_id, Outcome.ERROR, message[4], error_kind=message[1], message=message[2], traceback=message[3])
 
     def _reap(self, worker: _Worker, exited: Exited | None) -> Exited:
-        worker.process.join(JOIN_TIMEOUT_S)
-        if worker.process.is_alive():
-            worker.process.kill()
-            worker.process.join(JOIN_TIMEOUT_S)
         worker.connection.close()
+        if exited is not None:
+            # The attempt sent its result: let the process exit on its own and
+            # reap it on a later poll, so the controller never waits for it.
+            self._exiting.append((worker.process, time.monotonic() + JOIN_TIMEOUT_S))
+        else:
+            worker.process.join(JOIN_TIMEOUT_S)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join(JOIN_TIMEOUT_S)
         if exited is None:
             exited = self._crash_event(worker)
         worker.finished = exited

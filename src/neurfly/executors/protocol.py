@@ -38,6 +38,8 @@ class LaunchSpec:
     env: dict[str, str] = field(default_factory=dict)
     node: str = ""
     slots: tuple[int, ...] = ()
+    # The hardware kind of the attempt's pool, so the executor reads the right devices' load.
+    hardware: str = "cpu"
 
 
 class MessageKind(str, Enum):
@@ -47,6 +49,7 @@ class MessageKind(str, Enum):
     DONE = "done"
     ERROR = "error"
     # controller -> worker
+    LAUNCH = "launch"
     DECISION = "decision"
     STOP = "stop"
 

@@ -6,6 +6,7 @@ import importlib
 import inspect
 import logging
 import os
+import sys
 import threading
 import time
 import traceback
@@ -24,14 +25,18 @@ WATCHDOG_INTERVAL_S = 0.5
 ORPHANED_EXIT_CODE = 70
 
 
-def worker_main(connection: Connection, launch: LaunchSpec, controller_pid: int) -> None:
+def worker_main(connection: Connection, launch: LaunchSpec, controller_pid: int | None) -> None:
     """Run ``launch`` to its end and send a DONE or ERROR message.
 
-    The process exits by itself when the controller that started it dies, so a
-    killed controller leaves no trial running behind it.
+    ``connection`` is a pipe end or any object with the same ``send``,
+    ``poll``, ``recv`` and ``close`` methods. With a ``controller_pid`` the
+    process exits by itself when that controller dies, so a killed controller
+    leaves no trial running behind it; ``None`` skips that watchdog, for
+    executors whose controller runs on another machine.
     """
     os.environ.update(launch.env)
-    _start_watchdog(controller_pid)
+    if controller_pid is not None:
+        _start_watchdog(controller_pid)
     context = trial_sdk.TrialContext(launch, connection)
     trial_sdk._activate(context)
 
@@ -49,6 +54,27 @@ def worker_main(connection: Connection, launch: LaunchSpec, controller_pid: int)
     finally:
         trial_sdk._activate(None)
         connection.close()
+
+
+def spare_main(connection: Connection, controller_pid: int | None) -> None:
+    """Wait for a LAUNCH message with a ``LaunchSpec``, then run it as ``worker_main`` does.
+
+    A spare process is started before it is needed, so starting a trial costs
+    the controller one message instead of a process start. It exits when the
+    controller closes the pipe.
+    """
+    try:
+        message = connection.recv()
+    except (EOFError, OSError):
+        os._exit(ORPHANED_EXIT_CODE)
+    if message[0] != MessageKind.LAUNCH:
+        os._exit(ORPHANED_EXIT_CODE)
+    worker_main(connection, message[1], controller_pid)
+    # The result is sent and every checkpoint is closed, so the process skips
+    # interpreter teardown, which is slow in a process forked from a large one.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _run_entrypoint(launch: LaunchSpec) -> None:

@@ -7,6 +7,10 @@ from sqlalchemy import engine_from_config, pool
 
 from neurfly.store.models import Base
 import neurfly.monitoring.alerts  # noqa: F401 - registers the alerts table
+import neurfly.governance.models  # noqa: F401 - registers the datasets, grants, artifacts, lineage and audit tables
+import neurfly.accounting.models  # noqa: F401 - registers the budgets, budget_changes and budget_states tables
+import neurfly.monitoring.records  # noqa: F401 - registers the monitoring tables
+import neurfly.auth.models  # noqa: F401 - registers the users, teams, team_members and api_tokens tables
 
 target_metadata = Base.metadata
 
