@@ -17,10 +17,11 @@ controller's semantics:
   replaces the old one.
 * ``Reject`` drops the trial; the report counts it.
 
-Events at the same time are applied together, and the policy is called once
-per such batch, only when a trial is pending (every decision concerns a
-pending trial). Work and progress are measured in seconds of run time, so
-``progress_at_risk`` is in seconds.
+Events at the same time are applied together. The policy is then called
+once, and only if an arrival, completion or preemption exit happened and a
+trial is pending, because every decision concerns a pending trial. Work and
+progress are measured in seconds of run time, so ``progress_at_risk`` is in
+seconds.
 """
 
 from __future__ import annotations
