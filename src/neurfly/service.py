@@ -156,6 +156,7 @@ def submit_search(
     document: dict[str, Any],
     new: bool = False,
     services: list[ControllerService] | None = None,
+    cluster: ClusterConfig | None = None,
 ) -> Submission:
     """Create a search, or return the newest search of the same team, name and spec.
 
@@ -189,7 +190,11 @@ def submit_search(
         )
         session.add(row)
         session.flush()
-        problems = [p for service in (default_services() if services is None else services) for p in service.check_submission(session, row)]
+        checks = default_services() if services is None else services
+        if cluster is not None:
+            for service in checks:
+                service.use_cluster(cluster)
+        problems = [p for service in checks for p in service.check_submission(session, row)]
         if problems:
             session.rollback()
             raise SpecError(problems, f"search {spec.team}/{spec.name}")

@@ -118,3 +118,10 @@ def test_cli_unreachable_ray_cluster(home: Path, store: Store, write_spec, tmp_p
     assert "ray status --address" in result.stderr
     with store.session() as session:
         assert session.scalar(select(Search.state)) == "running"
+
+
+def test_cli_executor_with_server(home: Path, write_spec) -> None:
+    result = run_cli(home, "run", str(write_spec()), "--server", "http://127.0.0.1:9", "--executor", "ray")
+
+    assert result.returncode == 2
+    assert "the server's cluster file decides" in result.stderr

@@ -97,6 +97,8 @@ def run(
     if server:
         from neurfly.cli.client import remote_run
 
+        if executor is not None or ray_address is not None:
+            raise NeurflyError("--executor and --ray-address choose where this command runs trials; with --server, the server's cluster file decides")
         remote_run(server, spec_file, new, json_output, console, errors)
         return
     from neurfly.cli.runner import drive, with_executor
@@ -108,7 +110,7 @@ def run(
         errors.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
 
     store = _store(db)
-    submission = submit_search(store, spec, document, new=new)
+    submission = submit_search(store, spec, document, new=new, cluster=cluster)
     if submission.finished and not json_output:
         console.print(f"search {submission.search_id} ({spec.team}/{spec.name}) has already ended; pass --new to run it again")
     elif not json_output:
@@ -339,9 +341,9 @@ def demo(
         f"{len(urgent)} production job(s) arrive after {production_after:.0f} s and preempt search trials. "
         "This takes about a minute on two cores."
     )
-    ids = [submit_search(store, spec, document).search_id for spec, document, _ in searches]
+    ids = [submit_search(store, spec, document, cluster=cluster).search_id for spec, document, _ in searches]
     arrivals = [
-        Arrival(production_after, lambda spec=spec, document=document: submit_search(store, spec, document).search_id)
+        Arrival(production_after, lambda spec=spec, document=document: submit_search(store, spec, document, cluster=cluster).search_id)
         for spec, document, _ in urgent
     ]
     # Demo trials last seconds, so an attempt may be preempted after 2 s instead of the production default.

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
+from neurfly.core.cluster import ClusterConfig
 from neurfly.core.scheduling.snapshot import Snapshot
 from neurfly.executors.protocol import ExecutorEvent, LaunchSpec
 
@@ -36,6 +37,9 @@ class ControllerService:
 
     def on_start(self, controller: Controller, session: Session) -> None:
         """Rebuild state from the store after the controller took the lease."""
+
+    def use_cluster(self, cluster: ClusterConfig) -> None:
+        """Take the cluster a search outside any controller is submitted for."""
 
     def check_submission(self, session: Session, search: Search) -> list[str]:
         """Return the reasons to reject a new search; empty to accept it."""

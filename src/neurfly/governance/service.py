@@ -97,11 +97,14 @@ class GovernanceService(ControllerService):
 
     # -- admission ---------------------------------------------------------------------------
 
+    def use_cluster(self, cluster: ClusterConfig) -> None:
+        self.cluster = cluster
+
     def check_submission(self, session: Session, search: Search) -> list[str]:
         spec, _ = parse_spec(search.spec)
         if not governs(spec):
             return []
-        # NOTE: submit_search gives services no cluster, so a standalone check uses the default cluster; the controller checks again with its own.
+        # Without a cluster from the caller or a controller, the embedded default is checked; the controller checks again with its own.
         cluster = self.cluster or default_cluster()
         admission = admit(session, Caller(search.team, current_user()), spec, cluster, search_id=search.id)
         record_after_transaction(session, admission.entries)

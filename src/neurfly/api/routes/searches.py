@@ -85,7 +85,7 @@ def submit(body: SubmitRequest, ctx: Context, who: Caller, response: Response) -
         spec, warnings = validate_spec(document, ctx.cluster, "request body")
         if not who.can(spec.team, Role.MEMBER):
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"user {who.user!r} is not a member of team {spec.team!r}")
-        submission = submit_search(ctx.store, spec, document, new=body.new)
+        submission = submit_search(ctx.store, spec, document, new=body.new, cluster=ctx.cluster)
     except SpecError as exc:
         raise _spec_error(exc) from None
     except NeurflyError as exc:
