@@ -22,6 +22,7 @@ from neurfly.errors import NeurflyError, NotFoundError, SpecError
 from neurfly.metrics import metrics
 from neurfly.store import Attempt, Event, MetricRecord, Search, Store, Trial
 from neurfly.workloads import workload_metrics
+from neurfly.workloads.data import available_datasets
 
 _logger = logging.getLogger(__name__)
 
@@ -111,11 +112,21 @@ def validate_spec(document: Any, cluster: ClusterConfig, source: str | None = No
         metrics=metrics.names(),
         priority_classes=[c.name for c in cluster.priority_classes],
     )
-    problems.extend(_check_strategy(spec))
+    if spec.strategy.name in strategies.names():
+        problems.extend(_check_strategy(spec))
     problems.extend(_check_resources(spec, cluster))
+    problems.extend(_check_dataset(spec))
     if problems:
         raise SpecError(problems, source)
     return spec, warnings
+
+
+def _check_dataset(spec: SearchSpec) -> list[str]:
+    """Reject a bundled data set name that does not exist, before any trial fails on it."""
+    dataset = spec.data.dataset
+    if dataset is None or not dataset.startswith("sklearn:") or dataset in available_datasets():
+        return []
+    return [f"data.dataset: bundled data set {dataset!r} not found; use one of {', '.join(available_datasets())}"]
 
 
 def _check_strategy(spec: SearchSpec) -> list[str]:

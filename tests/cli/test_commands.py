@@ -30,6 +30,16 @@ def test_unknown_workload_lists_choices(home: Path, write_spec) -> None:
     assert "digits-mlp" in result.stderr
 
 
+def test_unknown_bundled_dataset_rejected(home: Path, write_spec) -> None:
+    spec = write_spec(entrypoint="digits-mlp", objective={"metric": "accuracy", "direction": "maximize"}, data={"dataset": "sklearn:digitz"})
+
+    result = run_cli(home, "run", str(spec))
+
+    assert result.returncode == 2
+    assert "data.dataset" in result.stderr
+    assert "sklearn:digits" in result.stderr
+
+
 def test_missing_spec_file_is_reported(home: Path, tmp_path: Path) -> None:
     result = run_cli(home, "run", str(tmp_path / "absent.yaml"))
 

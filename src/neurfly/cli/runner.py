@@ -159,6 +159,8 @@ class _maybe_live:
     def __exit__(self, *exc_info: object) -> None:
         if self.live is not None:
             self.live.__exit__(*exc_info)
+            # The live table ends without a line break in some terminals.
+            self.console.print()
 
 
 def _progress(store: Store, search_ids: list[int], started: float) -> Group:
