@@ -12,10 +12,10 @@ import logging
 import threading
 from collections.abc import Callable
 
+from neurfly.cli.runner import make_executor
 from neurfly.controller import Controller, ControllerSettings
 from neurfly.core.cluster import ClusterConfig
 from neurfly.errors import ControllerLockedError
-from neurfly.executors import executors
 from neurfly.executors.base import Executor
 from neurfly.store import Store
 
@@ -49,7 +49,7 @@ class ControllerSupervisor:
         self.store = store
         self.cluster = cluster
         self.settings = settings or ControllerSettings()
-        self.executor_factory = executor_factory or (lambda: executors.get(cluster.executor)())
+        self.executor_factory = executor_factory or (lambda: make_executor(cluster))
         self.stop_grace_s = stop_grace_s
         self.leading = False
         self._stop = threading.Event()
