@@ -31,7 +31,7 @@ from neurfly.core.states import StepDecision
 from neurfly.errors import NeurflyError, TrialInterrupted
 from neurfly.executors.protocol import LaunchSpec, MessageKind
 
-# How long a report at a decision step waits for the controller's answer.
+# How long a report at a decision step waits for the controller's decision, in seconds.
 DECISION_TIMEOUT_S = 120.0
 
 
@@ -143,7 +143,7 @@ def _activate(context: TrialContext | None) -> None:
 
 
 def params() -> dict[str, Any]:
-    """The trial's parameters (fixed values from the spec, overridden by the searched ones)."""
+    """Return the trial's parameters: the spec's fixed values, overridden by the searched ones."""
     return _context().params
 
 
@@ -153,18 +153,18 @@ def max_steps() -> int:
 
 
 def metrics() -> tuple[str, ...]:
-    """Names of the evaluation metrics the spec asks for, the objective first."""
+    """Return the names of the evaluation metrics the spec requests, the objective first."""
     launch = _context().launch
     return tuple(dict.fromkeys((launch.objective, *launch.metrics)))
 
 
 def data() -> dict[str, Any]:
-    """The spec's data section: dataset, validation fraction and split seed."""
+    """Return the spec's data section: dataset, validation fraction and split seed."""
     return dict(_context().launch.data)
 
 
 def seed() -> int:
-    """A seed for the trial's own randomness, fixed per search and trial number."""
+    """Return a seed for the trial's own randomness, fixed per search seed and trial number."""
     launch = _context().launch
     return (launch.seed * 1_000_003 + launch.trial_number) % (2**31 - 1)
 

@@ -2,7 +2,7 @@
 
 Each tick collects executor events, records them, lets each search's
 strategy decide and propose, asks the scheduling policy for placements, and
-commits all of it before the executor is told to act. A controller killed at
+commits all of it before the executor acts on it. A controller killed at
 any point restarts, marks the attempts it lost, and resumes their trials from
 their last checkpoints.
 """

@@ -70,7 +70,7 @@ class ControllerService:
 
 
 def default_services() -> list[ControllerService]:
-    """The services every controller runs, in order."""
+    """Return the services every controller runs, in order."""
     from neurfly.accounting.service import AccountingService
     from neurfly.controller.usage import UsageService
     from neurfly.governance.service import GovernanceService

@@ -169,7 +169,7 @@ def parse_cluster(document: Mapping[str, Any], source: str | None = None) -> Clu
 
 
 def default_cluster(slots_per_node: int = 2) -> ClusterConfig:
-    """The embedded local cluster: two pools in two regions on this machine.
+    """Build the embedded local cluster: two pools in two regions on this machine.
 
     Each pool has one node of ``slots_per_node`` simulated device slots, and a
     trial's worker process stands for the device it holds.

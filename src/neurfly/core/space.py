@@ -126,7 +126,7 @@ class SearchSpace:
         return self._by_name[name][0]
 
     def is_active(self, name: str, params: Mapping[str, ParamValue]) -> bool:
-        """Whether ``name`` is active given the values of its ancestors in ``params``."""
+        """Return whether ``name`` is active given the values of its ancestors in ``params``."""
         for entry in self._by_name[name]:
             condition = entry.condition
             if condition is None:
@@ -236,7 +236,7 @@ def _sample_int(param: IntParam, rng: np.random.Generator) -> int:
 
 
 def config_key(params: Mapping[str, Any]) -> str:
-    """A canonical string for a configuration, equal for equal values."""
+    """Return a canonical string for a configuration, equal for equal values."""
     normalised = {name: _normalise(value) for name, value in params.items()}
     return json.dumps(normalised, sort_keys=True, separators=(",", ":"))
 

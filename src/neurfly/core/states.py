@@ -60,7 +60,7 @@ class AttemptState(str, Enum):
 
 
 class StopRequest(str, Enum):
-    """Why the controller asks a running trial to stop at its next check."""
+    """Reason the controller requests that a running trial stop at its next check."""
 
     PAUSE = "pause"
     PRUNE = "prune"
@@ -69,7 +69,7 @@ class StopRequest(str, Enum):
 
 
 class StepDecision(str, Enum):
-    """A strategy's answer to a report at one of a trial's decision steps."""
+    """A strategy's decision on a report at one of a trial's decision steps."""
 
     CONTINUE = "continue"
     PAUSE = "pause"
@@ -77,7 +77,7 @@ class StepDecision(str, Enum):
 
 
 class FailureKind(str, Enum):
-    """Who owns a failed attempt: the search's code, its data, or the platform."""
+    """Owner of a failed attempt: the search's code, its data, or the platform."""
 
     USER = "user"
     DATA = "data"

@@ -18,14 +18,12 @@ from neurfly.core.detectors import ResourceSample
 from neurfly.core.states import FailureKind, StepDecision, StopRequest
 from neurfly.executors.base import Executor
 from neurfly.executors.protocol import (
-    CheckpointSaved,
-    DataRecorded,
     ExecutorEvent,
     Exited,
     LaunchSpec,
     MessageKind,
     Outcome,
-    Report,
+    event_from_message,
 )
 from neurfly.executors.worker import ORPHANED_EXIT_CODE, spare_main
 from neurfly.monitoring.resources import ProcessSampler
@@ -212,7 +210,7 @@ class LocalExecutor(Executor):
         events: list[ExecutorEvent] = []
         try:
             while worker.connection.poll():
-                event = self._translate(worker, worker.connection.recv())
+                event = event_from_message(worker.attempt_id, worker.connection.recv())
                 events.append(event)
                 if isinstance(event, Exited):
                     self._reap(worker, event)
@@ -220,18 +218,6 @@ class LocalExecutor(Executor):
         except (EOFError, OSError):
             events.append(self._reap(worker, None))
         return events
-
-    def _translate(self, worker: _Worker, message: tuple) -> ExecutorEvent:
-        kind, attempt_id = MessageKind(message[0]), worker.attempt_id
-        if kind is MessageKind.REPORT:
-            return Report(attempt_id, message[1], message[2], message[3])
-        if kind is MessageKind.CHECKPOINT:
-            return CheckpointSaved(attempt_id, message[1], message[2], message[3], message[4], message[5])
-        if kind is MessageKind.DATA:
-            return DataRecorded(attempt_id, message[1], message[2])
-        if kind is MessageKind.DONE:
-            return Exited(attempt_id, Outcome(message[1]), message[2], exitcode=0)
-        return Exited(attempt_id, Outcome.ERROR, message[4], error_kind=message[1], message=message[2], traceback=message[3])
 
     def _reap(self, worker: _Worker, exited: Exited | None) -> Exited:
         worker.connection.close()

@@ -106,3 +106,17 @@ class Exited:
 
 
 ExecutorEvent = Report | CheckpointSaved | DataRecorded | Exited
+
+
+def event_from_message(attempt_id: int, message: tuple) -> ExecutorEvent:
+    """Turn a message a worker sent (see ``neurfly.trial`` and the worker) into an executor event."""
+    kind = MessageKind(message[0])
+    if kind is MessageKind.REPORT:
+        return Report(attempt_id, message[1], message[2], message[3])
+    if kind is MessageKind.CHECKPOINT:
+        return CheckpointSaved(attempt_id, message[1], message[2], message[3], message[4], message[5])
+    if kind is MessageKind.DATA:
+        return DataRecorded(attempt_id, message[1], message[2])
+    if kind is MessageKind.DONE:
+        return Exited(attempt_id, Outcome(message[1]), message[2], exitcode=0)
+    return Exited(attempt_id, Outcome.ERROR, message[4], error_kind=message[1], message=message[2], traceback=message[3])

@@ -37,14 +37,12 @@ from neurfly.executors._ray_actor import TrialActor
 from neurfly.executors._ray_nodes import NodeMatch, match_nodes, node_resource
 from neurfly.executors.base import Executor
 from neurfly.executors.protocol import (
-    CheckpointSaved,
-    DataRecorded,
     ExecutorEvent,
     Exited,
     LaunchSpec,
     MessageKind,
     Outcome,
-    Report,
+    event_from_message,
 )
 
 _logger = logging.getLogger(__name__)
@@ -287,7 +285,7 @@ class RayExecutor(Executor):
         attempt.sample = sample or attempt.sample
         events: list[ExecutorEvent] = []
         for message in messages:
-            event = _translate(attempt.attempt_id, message)
+            event = event_from_message(attempt.attempt_id, message)
             if isinstance(event, Exited):
                 events.append(self._finish(attempt, event))
                 return events
@@ -458,19 +456,6 @@ def _log_changes(previous: NodeMatch | None, current: NodeMatch) -> None:
             _logger.warning("NeurFly node %s has no live Ray node carrying %s; not schedulable", node.name, node_resource(node.name))
     for problem in sorted(current.problems - known):
         _logger.warning("%s", problem)
-
-
-def _translate(attempt_id: int, message: tuple) -> ExecutorEvent:
-    kind = MessageKind(message[0])
-    if kind is MessageKind.REPORT:
-        return Report(attempt_id, message[1], message[2], message[3])
-    if kind is MessageKind.CHECKPOINT:
-        return CheckpointSaved(attempt_id, message[1], message[2], message[3], message[4], message[5])
-    if kind is MessageKind.DATA:
-        return DataRecorded(attempt_id, message[1], message[2])
-    if kind is MessageKind.DONE:
-        return Exited(attempt_id, Outcome(message[1]), message[2], exitcode=0)
-    return Exited(attempt_id, Outcome.ERROR, message[4], error_kind=message[1], message=message[2], traceback=message[3])
 
 
 def _crashed(attempt_id: int, message: str, at: float | None = None) -> Exited:

@@ -43,7 +43,7 @@ class TrialView:
 
     @property
     def config_key(self) -> str:
-        """``config_key(params)``, computed once by whoever built the view when ``key`` is set."""
+        """The view's ``config_key(params)``; ``key`` caches it when the caller set it."""
         return self.key if self.key is not None else config_key(self.params)
 
 
