@@ -311,15 +311,15 @@ def cancel(
 def demo(
     db: DbOption = None,
     examples: Annotated[Path, typer.Option(help="Folder of example specs.")] = EXAMPLES,
-    production_after: Annotated[float, typer.Option(help="Seconds before the production-priority examples are submitted.")] = 8.0,
+    production_after: Annotated[float, typer.Option(help="Seconds before the production-priority examples are submitted.")] = 4.0,
     executor: ExecutorOption = None,
     ray_address: RayAddressOption = None,
 ) -> None:
     """Run the shipped example searches together on the default local cluster.
 
-    Specs at the production priority arrive after ``--production-after``
-    seconds, while the searches hold every device, so the scheduler preempts
-    search trials for them; the preempted trials resume from their checkpoints.
+    Specs at the highest priority arrive after --production-after seconds.
+    When the searches then use every device, the scheduler preempts search
+    trials for them, and those trials resume from their checkpoints.
     """
     from neurfly.cli.runner import Arrival, drive, with_executor
     from neurfly.core.scheduling.snapshot import PolicySettings
@@ -338,7 +338,8 @@ def demo(
     console.print(
         f"Running {len(searches)} example searches ({sum(s.budget.max_trials for s, _, _ in searches)} trials) of "
         f"{len({s.team for s, _, _ in searches})} teams on {slots} local device slots; "
-        f"{len(urgent)} production job(s) arrive after {production_after:.0f} s and preempt search trials. "
+        f"{len(urgent)} production job(s) arrive after {production_after:.0f} s and preempt search trials "
+        "if no node has room for them then. "
         "This takes about a minute on two cores."
     )
     ids = [submit_search(store, spec, document, cluster=cluster).search_id for spec, document, _ in searches]
