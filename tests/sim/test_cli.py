@@ -129,3 +129,25 @@ def test_packaged_clusters_load():
     assert sum(pool.devices for pool in philly.pools) == 2490
     assert len(philly.teams) == 15
     assert sum(pool.devices for pool in automl.pools) == 128
+
+
+def test_report_states_published_anchor(small_trace_file, small_cluster_file, tmp_path):
+    out = tmp_path / "report"
+
+    result = simulate(small_trace_file, small_cluster_file, out, "--policy", "all")
+    markdown = (out / "report.md").read_text()
+    anchor = markdown.split("## Against the published anchor", 1)[1].split("\n## ", 1)[0]
+
+    assert result.exit_code == 0, result.output
+    assert "5.5x" in anchor
+    for name in ("fifo", "priority", "fair-share"):
+        assert f"than under `{name}`" in anchor
+    assert "What `default` gives up for fairness and priority:" in anchor
+
+
+def test_report_without_default_has_no_anchor(small_trace_file, small_cluster_file, tmp_path):
+    out = tmp_path / "report"
+
+    simulate(small_trace_file, small_cluster_file, out, "--policy", "fifo", "--policy", "priority")
+
+    assert "published anchor" not in (out / "report.md").read_text()

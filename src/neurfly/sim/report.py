@@ -118,6 +118,7 @@ def report_markdown(
         _summary_table(metrics),
         _ratio_table(metrics, context.baseline),
         _fairness_and_preemption(metrics),
+        _published_anchor(metrics),
         *(_team_table(item) for item in metrics),
         _rejections(metrics),
         _plots(plots),
@@ -217,6 +218,56 @@ def _fairness_and_preemption(metrics: Sequence[PolicyMetrics]) -> str:
             f"| {_duration(start.p95)} |"
         )
     return "\n".join(rows)
+
+
+def _published_anchor(metrics: Sequence[PolicyMetrics], policy: str = "default") -> str:
+    """State ``policy``'s mean JCT against each other policy, next to a published figure, and what it costs.
+
+    Tiresias (Gu et al., NSDI 2019, https://www.usenix.org/conference/nsdi19/presentation/gu)
+    reports up to 5.5x lower mean JCT than the Apache YARN-based resource
+    manager of a production GPU cluster, in testbed runs and trace-driven
+    simulations. FIFO is the nearest baseline here to that manager, but not the same.
+    """
+    own = next((item for item in metrics if item.policy == policy), None)
+    others = [item for item in metrics if item.policy != policy]
+    if own is None or not others or own.completion_time.mean is None:
+        return ""
+
+    lines = [
+        "## Against the published anchor",
+        "",
+        "[Tiresias](https://www.usenix.org/conference/nsdi19/presentation/gu) (Gu et al., NSDI 2019) reports up to "
+        "5.5x lower mean JCT than the Apache YARN-based resource manager of a production GPU cluster, in testbed "
+        "runs and trace-driven simulations. FIFO is the nearest baseline here to that manager, but not the same.",
+        "",
+    ]
+    for item in others:
+        factor = ratio(item.completion_time.mean, own.completion_time.mean)
+        if factor is None:
+            continue
+        word = "lower" if factor >= 1 else "higher"
+        magnitude = factor if factor >= 1 else 1 / factor
+        lines.append(f"- Mean JCT under `{policy}` is {magnitude:.2f}x {word} than under `{item.policy}`.")
+
+    best = min((item for item in others if item.completion_time.mean is not None), key=lambda i: i.completion_time.mean, default=None)
+    costs = []
+    if best is not None and best.completion_time.mean < own.completion_time.mean:
+        costs.append(
+            f"its mean JCT is {own.completion_time.mean / best.completion_time.mean:.2f}x that of `{best.policy}`, "
+            "the best policy on this figure"
+        )
+    if own.preemptions:
+        costs.append(f"{own.preemptions} preemptions threw away {own.lost_device_hours:.1f} device-hours of work")
+    utilisation_gap = max(item.utilisation for item in others) - own.utilisation
+    if utilisation_gap > 0.0005:
+        costs.append(f"utilisation is {utilisation_gap:.1%} below the best baseline's")
+    fairness = ", ".join(f"`{item.policy}` {_number(item.jain_windowed)}" for item in others)
+    lines += [
+        "",
+        f"What `{policy}` gives up for fairness and priority: " + ("; ".join(costs) if costs else "nothing measurable on this trace") + ".",
+        f"Jain's index over contended windows is {_number(own.jain_windowed)} under `{policy}`, against {fairness}.",
+    ]
+    return "\n".join(lines)
 
 
 def _team_table(item: PolicyMetrics) -> str:

@@ -46,7 +46,7 @@ def choose_drain_node(
     for rank, pool in enumerate(pools):
         if pool in draining or account.committed[pool] + trial.devices > account.limit(pool, Phase.BORROWING):
             continue
-        for node in state.pool_nodes[pool]:
+        for node in state.pool_nodes(pool):
             room = len(node.free) + len(node.soon_free)
             if not node.node.schedulable or node.node.devices < trial.devices or room == 0:
                 continue

@@ -17,7 +17,7 @@ from collections import defaultdict
 from neurfly.core.scheduling._drain import choose_drain_node, drain_slots, draining_pools, is_starving
 from neurfly.core.scheduling._preemption import PreemptionPlan, plan_preemption
 from neurfly.core.scheduling._queue import SearchQueue, TeamQueue, Visit, sort_search_trials, walk
-from neurfly.core.scheduling._state import INFINITE, ClusterState, NodeState, Phase, TeamAccount
+from neurfly.core.scheduling._state import INFINITE, ClusterState, NodeLayout, NodeState, Phase, TeamAccount
 from neurfly.core.scheduling.snapshot import Decision, PendingTrial, Preempt, Reject, Reserve, Snapshot, Start
 
 _logger = logging.getLogger(__name__)
@@ -35,8 +35,8 @@ class Planner:
         ValueError: The snapshot is malformed (see ``ClusterState``).
     """
 
-    def __init__(self, snapshot: Snapshot) -> None:
-        self.state = ClusterState(snapshot)
+    def __init__(self, snapshot: Snapshot, layout: NodeLayout | None = None) -> None:
+        self.state = ClusterState(snapshot, layout)
         self.decisions: list[Decision] = []
         self.rejected: set[int] = set()
         self.done: set[int] = set()
@@ -46,6 +46,7 @@ class Planner:
         self.borrowed_left = 0
         self.chosen: list[tuple[int, bool]] = []
         self._bounds_ready = False
+        self._victims_counted = False
         # Smallest request per (team, eligible pools, phase) that found no room,
         # and per (team, eligible pools) that found no victims or no node to
         # drain, in the current walk. Free slots and victims only shrink
@@ -64,7 +65,6 @@ class Planner:
         self._reject_impossible()
         state.resolve_reservations(self.rejected)
         state.build_capacity()
-        state.build_candidates()
         self.draining = draining_pools(state)
 
         for level, teams in self._levels():
@@ -236,7 +236,8 @@ class Planner:
         self._no_room.clear()
         walk(self._team_queues(teams), self.state, self._visit_nominal)
 
-        self._count_victims(level)
+        self._victims_counted = False
+        self._bounds_ready = False
         self._no_room.clear()
         self._no_victims.clear()
         self._no_drain.clear()
@@ -280,13 +281,12 @@ class Planner:
 
     def _visit_borrowing(self, trial: PendingTrial) -> Visit:
         state = self.state
-        preemption_open = self._preemption_open()
-        if state.free_total == 0 and not preemption_open:
-            return Visit.STOP
-
         account = state.account(trial.team)
         if state.free_total and self._place(trial, account, Phase.BORROWING):
             return Visit.PLACED
+        preemption_open = self._preemption_open()
+        if state.free_total == 0 and not preemption_open:
+            return Visit.STOP
         if preemption_open and self._preempt(trial, account):
             return Visit.PLACED
         if is_starving(state, trial) and self._drain(trial, account):
@@ -374,19 +374,33 @@ class Planner:
 
     # -- preemption ------------------------------------------------------------------------------
 
-    def _count_victims(self, level: int) -> None:
-        """Count the candidates still free to choose: those below ``level`` and the borrowed ones."""
+    def _count_victims(self) -> None:
+        """Count the candidates still free to choose at this level: those below it and the borrowed ones.
+
+        Victim candidates are built on the first need in a call, because most
+        calls place every trial on free devices and never look at them.
+        Building them late gives the same candidates, because the slots that
+        drains and reservations block before then are free or soon free,
+        never slots of a candidate.
+        """
         state = self.state
+        if not state.candidates_ready:
+            state.build_candidates()
+        level = self.level
         lower = bisect.bisect_left(state.candidate_priorities, level)
         self.lower_left = lower - sum(1 for priority, _ in self.chosen if priority < level)
         self.borrowed_left = state.borrowed_total - sum(1 for _, borrowed in self.chosen if borrowed)
-        self._bounds_ready = False
+        self._victims_counted = True
 
     def _preemption_open(self) -> bool:
         limit = self.state.settings.max_preemptors_per_call
         if limit is not None and self.preemptors >= limit:
             return False
-        return self.state.soon_free_total > 0 or self.lower_left > 0 or self.borrowed_left > 0
+        if self.state.soon_free_total > 0:
+            return True
+        if not self._victims_counted:
+            self._count_victims()
+        return self.lower_left > 0 or self.borrowed_left > 0
 
     def _preempt(self, trial: PendingTrial, account: TeamAccount) -> bool:
         pools = self.state.eligible_pools(trial)
@@ -395,6 +409,8 @@ class Planner:
         if devices >= self._no_victims.get(key, devices + 1):
             return False
 
+        if not self._victims_counted:
+            self._count_victims()
         if not self._bounds_ready:
             self.state.bound_rooms(self.level)
             self._bounds_ready = True

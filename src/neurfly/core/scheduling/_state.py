@@ -141,6 +141,69 @@ class Candidate:
         return self.borrowed and self.owner.standing[self.node.pool] - self.devices >= self.quota
 
 
+class NodeLayout:
+    """The parts of a snapshot's node list that do not change between calls.
+
+    Building it checks the nodes: unique names, known pools, device counts
+    of 0 or more. A caller may pass back the layout of its last call.
+    ``matches`` accepts it only for the same node and pool tuple objects, so
+    a changed node list always gets a fresh, checked layout.
+
+    Raises:
+        ValueError: A node name appears twice, a node is in an unknown pool,
+            or a node has a negative device count.
+    """
+
+    __slots__ = (
+        "capacity", "free_template", "index_of", "largest_node", "names", "nodes", "ordered", "pool_indexes",
+        "pool_of_node", "pool_order", "pools",
+    )  # fmt: skip
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.nodes = snapshot.nodes
+        self.pools = snapshot.pools
+        pools = {p.name: p for p in snapshot.pools}
+        self.ordered: list[Node] = sorted(snapshot.nodes, key=lambda n: n.name)
+        self.names: list[str] = [node.name for node in self.ordered]
+        self.pool_indexes: dict[str, list[int]] = defaultdict(list)
+        seen: set[str] = set()
+        for index, node in enumerate(self.ordered):
+            if node.name in seen:
+                raise ValueError(f"node {node.name!r} appears more than once in the snapshot; node names must be unique")
+            if node.pool not in pools:
+                raise ValueError(f"node {node.name!r} is in unknown pool {node.pool!r}; pools are {sorted(pools)}")
+            if node.devices < 0:
+                raise ValueError(f"node {node.name!r} has {node.devices} devices, but a node needs 0 or more")
+            seen.add(node.name)
+            self.pool_indexes[node.pool].append(index)
+
+        # max() returns the first of equal maxima, so ties go to the name that sorts first.
+        self.largest_node: dict[str, Node] = {
+            pool: max((self.ordered[i] for i in indexes), key=lambda n: n.devices)
+            for pool, indexes in self.pool_indexes.items()
+        }
+        self.pool_order = {name: (pool.price_per_device_hour, name) for name, pool in pools.items()}
+        self.index_of: dict[str, int] = {name: index for index, name in enumerate(self.names)}
+        self.pool_of_node: dict[str, str] = {node.name: node.pool for node in self.ordered}
+
+        # Per pool, the node indexes by free-slot count and the free slots
+        # when no attempt runs and nothing is reserved: a schedulable node has
+        # all its devices free, another none. Each list is sorted, so it is a heap.
+        self.free_template: dict[str, list[list[int]]] = {}
+        self.capacity: dict[str, int] = {}
+        for pool, largest in self.largest_node.items():
+            buckets: list[list[int]] = [[] for _ in range(largest.devices + 1)]
+            for index in self.pool_indexes[pool]:
+                node = self.ordered[index]
+                buckets[node.devices if node.schedulable else 0].append(index)
+            self.free_template[pool] = buckets
+            self.capacity[pool] = sum(self.ordered[i].devices for i in self.pool_indexes[pool] if self.ordered[i].schedulable)
+
+    def matches(self, snapshot: Snapshot) -> bool:
+        """Return whether ``snapshot`` contains the same node and pool tuple objects as this layout's snapshot."""
+        return snapshot.nodes is self.nodes and snapshot.pools is self.pools
+
+
 class ClusterState:
     """Indexes of a snapshot and the capacity left as the policy decides.
 
@@ -153,7 +216,7 @@ class ClusterState:
             negative quota, or a search with a negative ``max_concurrent``.
     """
 
-    def __init__(self, snapshot: Snapshot) -> None:
+    def __init__(self, snapshot: Snapshot, layout: NodeLayout | None = None) -> None:
         self.snapshot = snapshot
         self.now = snapshot.now
         self.settings = snapshot.settings
@@ -164,58 +227,90 @@ class ClusterState:
         self.search_active: dict[int, int] = defaultdict(int)
         self.teams: dict[str, TeamAccount] = {t.name: TeamAccount(t) for t in snapshot.teams}
         self._eligible_cache: dict[object, tuple[str, ...]] = {}
+        self.candidates_ready = False
 
-        self._index_nodes(snapshot.nodes)
+        if layout is None or not layout.matches(snapshot):
+            layout = NodeLayout(snapshot)
+        self.layout = layout
+        self._index_nodes(layout)
         self._index_running(snapshot.running)
 
     # -- indexes ---------------------------------------------------------------------------------
 
-    def _index_nodes(self, nodes: Iterable[Node]) -> None:
-        ordered = sorted(nodes, key=lambda n: n.name)
-        self.node_list = [NodeState(node, index) for index, node in enumerate(ordered)]
-        self.nodes: dict[str, NodeState] = {}
-        self.pool_nodes: dict[str, list[NodeState]] = defaultdict(list)
-        for state in self.node_list:
-            if state.name in self.nodes:
-                raise ValueError(f"node {state.name!r} appears more than once in the snapshot; node names must be unique")
-            if state.pool not in self.pools:
-                raise ValueError(f"node {state.name!r} is in unknown pool {state.pool!r}; pools are {sorted(self.pools)}")
-            if state.node.devices < 0:
-                raise ValueError(f"node {state.name!r} has {state.node.devices} devices, but a node needs 0 or more")
-            self.nodes[state.name] = state
-            self.pool_nodes[state.pool].append(state)
+    def _index_nodes(self, layout: NodeLayout) -> None:
+        # Node states are created on first use, because most calls touch only
+        # the nodes that run attempts or hold reservations. A node without a
+        # state has every device free (see ``build_capacity``).
+        self._node_states: list[NodeState | None] = [None] * len(layout.ordered)
+        self.largest_node: dict[str, Node] = layout.largest_node
+        self.pool_order = layout.pool_order
+        self.pool_names = layout.pool_indexes.keys()
+        self._capacity_ready = False
 
-        # max() returns the first of equal maxima, so ties go to the name that sorts first.
-        self.largest_node: dict[str, Node] = {
-            pool: max((s.node for s in states), key=lambda n: n.devices) for pool, states in self.pool_nodes.items()
-        }
-        self.pool_order = {name: (pool.price_per_device_hour, name) for name, pool in self.pools.items()}
+    def node_at(self, index: int) -> NodeState:
+        """Return the state of the node at ``index`` in name order."""
+        state = self._node_states[index]
+        if state is None:
+            node = self.layout.ordered[index]
+            state = self._node_states[index] = NodeState(node, index)
+            if self._capacity_ready and node.schedulable:
+                state.free = list(range(node.devices))
+        return state
 
-    def _index_running(self, running: Iterable[RunningAttempt]) -> None:
-        self.running: dict[int, RunningAttempt] = {}
-        unknown_nodes = 0
+    def node_named(self, name: str) -> NodeState | None:
+        """Return the state of the node called ``name``, or ``None`` when the snapshot has no such node."""
+        index = self.layout.index_of.get(name)
+        return None if index is None else self.node_at(index)
+
+    def pool_nodes(self, pool: str) -> list[NodeState]:
+        """Return the states of the nodes of ``pool``, in name order."""
+        return [self.node_at(index) for index in self.layout.pool_indexes.get(pool, ())]
+
+    def all_nodes(self) -> list[NodeState]:
+        """Return the states of all nodes, in name order."""
+        return [self.node_at(index) for index in range(len(self._node_states))]
+
+    def _index_running(self, running: tuple[RunningAttempt, ...]) -> None:
+        # This loop runs over every running attempt on every call, so it
+        # reads the indexes directly and sums devices per team and pool
+        # before it touches the accounts.
+        self.running: dict[int, RunningAttempt] = {attempt.attempt_id: attempt for attempt in running}
+        if len(self.running) != len(running):
+            _raise_duplicate_attempt(running)
+
+        index_of = self.layout.index_of
+        node_at = self.node_at
+        search_active = self.search_active
+        held: dict[tuple[str, str], int] = defaultdict(int)
+        standing: dict[tuple[str, str], int] = defaultdict(int)
+        lost: dict[str, int] = defaultdict(int)
         for attempt in running:
-            if attempt.attempt_id in self.running:
-                raise ValueError(f"attempt {attempt.attempt_id} appears more than once in snapshot.running")
-            self.running[attempt.attempt_id] = attempt
-            self.search_active[attempt.search_id] += 1
-            account = self.account(attempt.team)
+            search_active[attempt.search_id] += 1
             devices = len(attempt.slots)
-            node = self.nodes.get(attempt.node)
-            if node is None:
-                unknown_nodes += 1
-                account.committed_total += devices
+            index = index_of.get(attempt.node)
+            if index is None:
+                lost[attempt.team] += devices
                 continue
 
-            account.held[node.pool] += devices
-            account.commit(node.pool, devices)
+            node = node_at(index)
+            key = (attempt.team, node.pool)
+            held[key] += devices
             if not attempt.yielding:
-                account.standing[node.pool] += devices
+                standing[key] += devices
+            holder = node.holder
             for slot in attempt.slots:
-                node.holder[slot] = attempt
+                holder[slot] = attempt
 
-        if unknown_nodes:
-            _logger.warning("%d running attempt(s) are on nodes missing from the snapshot; their slots are ignored", unknown_nodes)
+        for (team, pool), devices in held.items():
+            account = self.account(team)
+            account.held[pool] += devices
+            account.commit(pool, devices)
+        for (team, pool), devices in standing.items():
+            self.account(team).standing[pool] += devices
+        for team, devices in lost.items():
+            self.account(team).committed_total += devices
+        if lost:
+            _logger.warning("running attempt(s) of %s are on nodes missing from the snapshot; their slots are ignored", sorted(lost))
 
     def account(self, team: str) -> TeamAccount:
         """Return the account of ``team``; a team missing from the snapshot gets ``Team``'s defaults."""
@@ -239,7 +334,7 @@ class ClusterState:
                     (
                         name
                         for name, pool in self.pools.items()
-                        if name in self.pool_nodes and _pool_allows(pool, trial)
+                        if name in self.pool_names and _pool_allows(pool, trial)
                     ),
                     key=self.pool_order.__getitem__,
                 )
@@ -261,7 +356,7 @@ class ClusterState:
         may not use still block their slots for every other trial.
         """
         for name, slots in reservation_blocks(self.snapshot, self.pending).items():
-            node = self.nodes.get(name)
+            node = self.node_named(name)
             if node is not None:
                 node.blocked = slots
 
@@ -283,7 +378,7 @@ class ClusterState:
             self.search_active[trial.search_id] += 1
 
     def _usable_node(self, reservation: Reservation, trial: PendingTrial, claimed: set[int]) -> NodeState | None:
-        node = self.nodes.get(reservation.node)
+        node = self.node_named(reservation.node)
         if node is None or not node.node.schedulable or node.pool not in self.eligible_pools(trial):
             return None
         slots = reservation.slots
@@ -306,7 +401,7 @@ class ClusterState:
             self.running.values(),
             {t.name: t for t in self.snapshot.teams},
             self.priorities,
-            {name: state.pool for name, state in self.nodes.items()},
+            self.layout.pool_of_node,
         )
         by_pool: dict[str, list[Candidate]] = defaultdict(list)
         self.own_candidates: dict[tuple[str, str], list[Candidate]] = defaultdict(list)
@@ -326,11 +421,12 @@ class ClusterState:
             candidates.sort(key=lambda c: c.key)
         self.candidate_priorities = sorted(c.priority for candidates in by_pool.values() for c in candidates)
         self.borrowed_total = sum(len(candidates) for candidates in self.borrowed_candidates.values())
+        self.candidates_ready = True
 
     def _candidate(self, attempt: RunningAttempt, borrowed: set[int]) -> Candidate | None:
         if attempt.yielding or self.now - attempt.started_at < self.settings.min_runtime_s:
             return None
-        node = self.nodes.get(attempt.node)
+        node = self.node_named(attempt.node)
         priority_class = self.priorities.get(attempt.priority)
         if node is None or not node.node.schedulable or priority_class is None or not priority_class.preemptible:
             return None
@@ -362,7 +458,7 @@ class ClusterState:
         self.room_borrowed: dict[int, int] = {}
         self.max_room_borrowed: dict[str, int] = defaultdict(int)
         self.max_room_any: dict[str, int] = defaultdict(int)
-        for node in self.node_list:
+        for node in self.all_nodes():
             if not node.node.schedulable:
                 continue
             base = len(node.free) + len(node.soon_free)
@@ -373,29 +469,39 @@ class ClusterState:
     # -- free slots ------------------------------------------------------------------------------
 
     def build_capacity(self) -> None:
-        """Compute free and soon-free slots after running attempts and reservations."""
-        self.bucket: dict[str, list[list[int]]] = {}
-        self.pool_free: dict[str, int] = defaultdict(int)
-        self.free_total = 0
+        """Compute free and soon-free slots after running attempts and reservations.
+
+        Starts from the layout's idle cluster and corrects it for the nodes
+        with a state so far, which include every node that runs an attempt or
+        holds a reservation. A corrected node stays in its idle bucket as a stale
+        entry, which ``best_fit`` skips.
+        """
+        layout = self.layout
+        self.bucket: dict[str, list[list[int]]] = {
+            pool: [list(indexes) for indexes in buckets] for pool, buckets in layout.free_template.items()
+        }
+        self.pool_free: dict[str, int] = defaultdict(int, layout.capacity)
+        self.free_total = sum(layout.capacity.values())
         self.soon_free_total = 0
         self.soon_free_nodes: dict[str, dict[int, NodeState]] = defaultdict(dict)
-        for pool, states in self.pool_nodes.items():
-            largest = max(s.node.devices for s in states)
-            self.bucket[pool] = [[] for _ in range(largest + 1)]
-
-        for state in self.node_list:
-            self._fill_node(state)
+        for state in self._node_states:
+            if state is not None:
+                self._fill_node(state)
+        self._capacity_ready = True
 
     def _fill_node(self, state: NodeState) -> None:
         node = state.node
-        if node.schedulable:
-            state.free = [s for s in range(node.devices) if s not in state.holder and s not in state.blocked]
-            state.soon_free = sorted(
-                s for s, attempt in state.holder.items() if attempt.yielding and s not in state.blocked and 0 <= s < node.devices
-            )
-        self.bucket[state.pool][len(state.free)].append(state.index)
-        self.pool_free[state.pool] += len(state.free)
-        self.free_total += len(state.free)
+        if not node.schedulable:
+            return
+        state.free = [s for s in range(node.devices) if s not in state.holder and s not in state.blocked]
+        state.soon_free = sorted(
+            s for s, attempt in state.holder.items() if attempt.yielding and s not in state.blocked and 0 <= s < node.devices
+        )
+        taken = node.devices - len(state.free)
+        if taken:
+            heapq.heappush(self.bucket[state.pool][len(state.free)], state.index)
+            self.pool_free[state.pool] -= taken
+            self.free_total -= taken
         if state.soon_free:
             self.soon_free_nodes[state.pool][state.index] = state
             self.soon_free_total += len(state.soon_free)
@@ -411,10 +517,10 @@ class ClusterState:
         buckets = self.bucket[pool]
         for count in range(devices, len(buckets)):
             heap = buckets[count]
-            while heap and len(self.node_list[heap[0]].free) != count:
+            while heap and len(self.node_at(heap[0]).free) != count:
                 heapq.heappop(heap)
             if heap:
-                return self.node_list[heap[0]]
+                return self.node_at(heap[0])
         return None
 
     def take_free(self, state: NodeState, slots: Iterable[int]) -> None:
@@ -473,6 +579,14 @@ def _search_caps(snapshot: Snapshot) -> dict[int, int]:
             raise ValueError(f"search {search.search_id} has max_concurrent={search.max_concurrent}, but it must be 0 or more")
         caps[search.search_id] = search.max_concurrent
     return caps
+
+
+def _raise_duplicate_attempt(running: Iterable[RunningAttempt]) -> None:
+    seen: set[int] = set()
+    for attempt in running:
+        if attempt.attempt_id in seen:
+            raise ValueError(f"attempt {attempt.attempt_id} appears more than once in snapshot.running")
+        seen.add(attempt.attempt_id)
 
 
 def _check_device_counts(team: Team) -> None:

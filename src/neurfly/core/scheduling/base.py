@@ -14,7 +14,8 @@ class SchedulingPolicy(ABC):
 
     Contract:
         * ``schedule`` is a pure function of the snapshot: no I/O, no clock,
-          no randomness, no state carried between calls. The live controller
+          no randomness, nothing carried between calls that changes a
+          decision (a cache of work on identical input is allowed). The live controller
           and the trace simulator call the same method, so what a benchmark
           measures is what production runs.
         * Equal snapshots give equal decisions, in the same order.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from neurfly.core.scheduling._planner import Planner
+from neurfly.core.scheduling._state import NodeLayout
 from neurfly.core.scheduling._validate import check_decisions
 from neurfly.core.scheduling.base import SchedulingPolicy
 from neurfly.core.scheduling.snapshot import Decision, PolicySettings, Snapshot
@@ -117,6 +118,11 @@ class DefaultPolicy(SchedulingPolicy):
 
     name = "default"
 
+    # The node layout of the last call, reused while the caller passes the
+    # same node and pool tuples. It only saves work: a changed node list gets
+    # a fresh layout, so decisions never depend on earlier calls.
+    _layout: NodeLayout | None = None
+
     def schedule(self, snapshot: Snapshot) -> list[Decision]:
         """Return the decisions for ``snapshot``.
 
@@ -128,7 +134,9 @@ class DefaultPolicy(SchedulingPolicy):
         """
         _check_settings(snapshot.settings)
 
-        decisions = Planner(snapshot).plan()
+        planner = Planner(snapshot, self._layout)
+        self._layout = planner.state.layout
+        decisions = planner.plan()
         if snapshot.settings.validate:
             check_decisions(snapshot, decisions)
         return decisions
