@@ -21,12 +21,18 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from neurfly.accounting import set_budget
+from neurfly.accounting.budgeting import alert_key_prefix
+from neurfly.accounting.records import BUDGET_LEVEL_EVENT
 from neurfly.api import create_app
 from neurfly.auth import Role, create_team, create_user, issue_token, set_member
 from neurfly.core.cluster import default_cluster
-from neurfly.governance.models import Dataset
+from neurfly.governance.access import Caller, grant_access
+from neurfly.governance.artifacts import publish_artifact
+from neurfly.governance.models import DataRole, Dataset, ResourceKind
 from neurfly.monitoring.alerts import AlertCategory, Severity, raise_alert
-from neurfly.store import Attempt, Event, MetricRecord, Search, Store, Trial
+from neurfly.monitoring.records import AttemptFailure
+from neurfly.store import Attempt, Checkpoint, Event, MetricRecord, Search, Store, Trial
 from store.pgtools import postgres_server, postgres_template, postgres_url  # noqa: F401 - fixtures
 from support import NEURFLY, cli_env, make_spec, run_cli
 
@@ -45,6 +51,8 @@ class World:
     trials: dict[str, int] = field(default_factory=dict)
     attempts: dict[str, int] = field(default_factory=dict)
     alerts: dict[str, int] = field(default_factory=dict)
+    grants: dict[str, int] = field(default_factory=dict)
+    budgets: dict[str, int] = field(default_factory=dict)
 
 
 def seed(store: Store) -> World:
@@ -63,6 +71,8 @@ def seed(store: Store) -> World:
             issued = issue_token(session, user, "tests")
             world.tokens[user] = issued.token
             world.key_ids[user] = issued.key_id
+        # A second token of a-member, which the route walk may revoke while a-member's first token stays valid.
+        world.key_ids["a-member-spare"] = issue_token(session, "a-member", "spare").key_id
         session.commit()
 
         now = time.time()
@@ -76,13 +86,51 @@ def seed(store: Store) -> World:
                 evidence={"value": float("nan")},
             )
             world.alerts[team] = alert.id
-        session.add(Dataset(team="team-a", name="alpha-data", sensitivity="confidential", tags=[], regions=["eu-west"],
-                            description="alpha-marker-7f3a", created_at=now, created_by="a-admin"))
+        dataset = Dataset(team="team-a", name="alpha-data", sensitivity="confidential", tags=[], regions=["eu-west"],
+                          description="alpha-marker-7f3a", created_at=now, created_by="a-admin")
+        session.add(dataset)
+        session.flush()
         platform, _ = raise_alert(session, key="test:platform", category=AlertCategory.RESOURCE, severity=Severity.CRITICAL,
                                   owner="platform", message="node eu-node-1 is down", now=now)
         world.alerts["platform"] = platform.id
+        _governance(session, world, dataset, now)
+        _budget(session, world, now)
+        _failure(session, world, now)
         session.commit()
     return world
+
+
+def _governance(session: Any, world: World, dataset: Dataset, now: float) -> None:
+    """A grant of alpha-data to a team outside the two, and artifact alpha-model published from trial a0."""
+    admin = Caller("team-a", "a-admin")
+    grant = grant_access(session, admin, ResourceKind.DATASET, dataset, "team-partner", [DataRole.TRAINING], reason="seeded")
+    world.grants["a"] = grant.id
+
+    trial = session.get(Trial, world.trials["a0"])
+    checkpoint = Checkpoint(trial_id=trial.id, attempt_id=world.attempts["a0.1"], step=2, uri="file:///checkpoints/a0",
+                            digest="sha256:" + "c" * 64, size_bytes=10, created_at=now - 10)
+    session.add(checkpoint)
+    session.flush()
+    trial.checkpoint_id = checkpoint.id
+    publish_artifact(session, Caller("team-a", "a-member"), str(trial.id), "alpha-model", description="alpha-marker-7f3a", now=now)
+
+
+def _budget(session: Any, world: World, now: float) -> None:
+    """A budget of team-a that crossed its 50 percent threshold and reached its soft limit."""
+    budget = set_budget(session, "team-a", "100", actor="root", reason="seeded", now=now - 60)
+    world.budgets["a"] = budget["id"]
+    raise_alert(session, key=f"{alert_key_prefix(budget['id'])}seeded:actual:50", category=AlertCategory.BUDGET, severity=Severity.INFO,
+                owner="team-a", team="team-a", message="team team-a has spent 50, 50% of its budget; alpha-marker-7f3a", now=now)
+    session.add(Event(at=now, kind=BUDGET_LEVEL_EVENT, message=f"budget {budget['id']} (team:team-a): ok -> soft", search_id=None,
+                      data={"budget_id": budget["id"], "team": "team-a", "level": "soft", "previous": "ok"}))
+
+
+def _failure(session: Any, world: World, now: float) -> None:
+    """A classified failure of team-a's first attempt of trial a2."""
+    attempt = session.get(Attempt, world.attempts["a2.1"])
+    session.add(AttemptFailure(attempt_id=attempt.id, search_id=attempt.search_id, team="team-a", category="user_code",
+                               cause="exception:ValueError", owner="team-a",
+                               evidence={"reason": "ValueError: alpha-marker-7f3a", "attempt_id": attempt.id}, classified_at=now))
 
 
 def _search(session: Any, world: World, team: str, name: str, now: float) -> None:
@@ -156,8 +204,8 @@ def seeded_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Wor
 
 
 @pytest.fixture
-def api(seeded_template: tuple[Path, World], tmp_path: Path) -> Iterator[Api]:
-    """The API over a fresh copy of the seeded store, without a controller."""
+def api(seeded_template: tuple[Path, World], tmp_path: Path, home: Path) -> Iterator[Api]:
+    """The API over a fresh copy of the seeded store, without a controller, with NEURFLY_HOME in ``tmp_path``."""
     template, world = seeded_template
     path = tmp_path / "store.db"
     shutil.copyfile(template, path)

@@ -28,6 +28,7 @@ from neurfly.accounting.budgets import (
     set_budget,
 )
 from neurfly.accounting.export import report_csv_rows, report_to_dict
+from neurfly.accounting.history import BudgetTimeline, budget_timeline
 from neurfly.accounting.metering import AttemptRecord, Cause, MeteredAttempt, WasteReason, meter
 from neurfly.accounting.models import Budget, BudgetChange, BudgetState
 from neurfly.accounting.pricing import PoolRate, pool_rates
@@ -48,6 +49,7 @@ __all__ = [
     "BudgetRule",
     "BudgetState",
     "BudgetStatus",
+    "BudgetTimeline",
     "Cause",
     "CostReport",
     "MeteredAttempt",
@@ -61,6 +63,7 @@ __all__ = [
     "WasteReason",
     "budget_history",
     "budget_status",
+    "budget_timeline",
     "build_report",
     "cost_report",
     "list_budgets",

@@ -191,7 +191,12 @@ def reaches(micros: int, amount_micros: int, percent: float) -> bool:
 
 def alert_key(budget_id: int, period: Period, basis: Basis, percent: float) -> str:
     """Return the alert key of one threshold: ``budget:<id>:<period start>:<basis>:<percent>``."""
-    return f"budget:{budget_id}:{period.label}:{basis.value}:{percent:g}"
+    return f"{alert_key_prefix(budget_id)}{period.label}:{basis.value}:{percent:g}"
+
+
+def alert_key_prefix(budget_id: int) -> str:
+    """Return the start shared by the alert keys of every threshold and period of one budget."""
+    return f"budget:{budget_id}:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,6 +354,7 @@ __all__ = [
     "Period",
     "PeriodKind",
     "alert_key",
+    "alert_key_prefix",
     "committed_cost",
     "evaluate",
     "evaluate_records",

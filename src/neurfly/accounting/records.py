@@ -23,6 +23,8 @@ _logger = logging.getLogger(__name__)
 _CHUNK = 500
 # Event kind the controller writes when it requests that an attempt yield its devices.
 PREEMPTING_EVENT = "attempt.preempting"
+# Event kind the accounting service writes when a budget reaches or leaves a limit.
+BUDGET_LEVEL_EVENT = "budget.level"
 
 
 @contextmanager

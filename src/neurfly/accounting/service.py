@@ -43,7 +43,7 @@ from neurfly.accounting.metering import AttemptRecord
 from neurfly.accounting.models import Budget, BudgetState
 from neurfly.accounting.money import format_micros, format_money
 from neurfly.accounting.pricing import PoolRate, pool_rates
-from neurfly.accounting.records import PREEMPTING_EVENT, load_ended_records, load_records, record_of
+from neurfly.accounting.records import BUDGET_LEVEL_EVENT, PREEMPTING_EVENT, load_ended_records, load_records, record_of
 from neurfly.controller.services import ControllerService
 from neurfly.core.scheduling.snapshot import Snapshot
 from neurfly.core.states import AttemptState, StopRequest
@@ -293,7 +293,7 @@ class AccountingService(ControllerService):
             return
         spent = format_money(evaluation.spent_micros) if evaluation is not None else "-"
         message = f"budget {rule.id} ({rule.scope}): {previous.value} -> {level.value} at spend {spent} of {format_money(rule.amount_micros)}"
-        session.add(Event(at=now, kind="budget.level", message=message, search_id=rule.search_id,
+        session.add(Event(at=now, kind=BUDGET_LEVEL_EVENT, message=message, search_id=rule.search_id,
                           data={"budget_id": rule.id, "team": rule.team, "level": level.value, "previous": previous.value}))
         log = _logger.warning if level.rank > previous.rank else _logger.info
         log("%s", message)

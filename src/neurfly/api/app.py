@@ -19,9 +19,12 @@ from neurfly.api.limits import BodySizeLimit
 from neurfly.api.routes import ERROR_RESPONSES
 from neurfly.api.routes import accounts as accounts_routes
 from neurfly.api.routes import alerts as alerts_routes
+from neurfly.api.routes import artifacts as artifacts_routes
 from neurfly.api.routes import cluster as cluster_routes
 from neurfly.api.routes import costs as costs_routes
 from neurfly.api.routes import data as data_routes
+from neurfly.api.routes import failures as failures_routes
+from neurfly.api.routes import grants as grants_routes
 from neurfly.api.routes import searches as searches_routes
 from neurfly.api.supervisor import ControllerSupervisor
 from neurfly.core.cluster import ClusterConfig
@@ -74,7 +77,11 @@ def create_app(
         redoc_url=None,
     )
     app.state.context = ctx
-    for router in (searches_routes.router, accounts_routes.router, cluster_routes.router, costs_routes.router, data_routes.router, alerts_routes.router):
+    routers = (
+        searches_routes.router, accounts_routes.router, cluster_routes.router, costs_routes.router, data_routes.router,
+        grants_routes.router, artifacts_routes.router, alerts_routes.router, failures_routes.router,
+    )
+    for router in routers:
         app.include_router(router, prefix=API_PREFIX, responses=ERROR_RESPONSES, dependencies=[Depends(reject_unknown_query)])
     _add_public_routes(app)
     _add_error_handlers(app)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from neurfly.core.cluster import ClusterConfig
@@ -11,6 +12,7 @@ from neurfly.store import Store
 
 if TYPE_CHECKING:
     from neurfly.api.supervisor import ControllerSupervisor
+    from neurfly.governance.emitter import LineageEmitter
 
 # Largest request body the API reads, in bytes; larger requests get 413.
 DEFAULT_MAX_BODY_BYTES = 1 << 20
@@ -25,10 +27,14 @@ class ApiSettings:
     Attributes:
         max_body_bytes: Largest request body in bytes; larger ones get 413.
         dashboard: Whether to serve the web dashboard at ``/dashboard/``.
+        data_roots: Folders on the server whose files and DVC repositories
+            API callers may register as dataset versions. Empty: only
+            scikit-learn and lakeFS versions can be registered through the API.
     """
 
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     dashboard: bool = True
+    data_roots: tuple[Path, ...] = ()
 
 
 @dataclass
@@ -39,6 +45,15 @@ class ApiContext:
     cluster: ClusterConfig
     settings: ApiSettings = field(default_factory=ApiSettings)
     supervisor: ControllerSupervisor | None = None
+    _lineage: LineageEmitter | None = field(default=None, init=False, repr=False)
+
+    def lineage_emitter(self) -> LineageEmitter:
+        """Return the process's OpenLineage emitter, configured from the environment on first use."""
+        if self._lineage is None:
+            from neurfly.governance.emitter import LineageEmitter
+
+            self._lineage = LineageEmitter()
+        return self._lineage
 
 
 def finite_json(value: Any) -> Any:

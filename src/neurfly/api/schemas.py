@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from neurfly.auth.roles import Role
 from neurfly.core.spec import Direction
 from neurfly.core.states import AttemptState, SearchState, TrialState
+from neurfly.governance.models import ArtifactKind, DataRole, Sensitivity
+from neurfly.monitoring.failures import FailureCategory
 
 NonFinite = Literal["nan", "inf", "-inf"]
 MetricValue = float | NonFinite | None
@@ -515,3 +517,163 @@ class LineageOut(_Report):
     kind: str
     data: list[dict[str, Any]] = Field(description="Each dataset version the subject saw, with its role and the artifacts it came through.")
     attempts: list[dict[str, Any]] = Field(description="Attempts with their inputs and outputs.")
+
+
+# Tags are upper-cased by the registry, so PII and pii name one tag.
+TAG_REGEX = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$"
+# A free text field: any printable text, no control characters.
+TEXT_REGEX = r"^[^\x00-\x1f\x7f]*$"
+RELATIVE_PATH_REGEX = r"^[^\x00-\x1f\x7f]{1,1024}$"
+ARTIFACT_VERSION_REGEX = r"^[A-Za-z0-9:._-]{1,80}$"
+
+
+class FileSource(_Model):
+    """A CSV or Parquet file on the server, under one of its data roots; its SHA-256 is the version."""
+
+    source: Literal["file"]
+    path: str = Field(pattern=RELATIVE_PATH_REGEX, description="Absolute path, or a path relative to the first data root.")
+    label: str | None = Field(default=None, min_length=1, max_length=255, pattern=TEXT_REGEX, description="Label column; default: label, target, y or class, else the last column.")
+
+
+class SklearnSource(_Model):
+    """A scikit-learn set bundled with NeurFly; the hash of its arrays is the version."""
+
+    source: Literal["sklearn"]
+    name: str = Field(pattern=r"^(sklearn:)?[a-z_]{1,40}$", description="digits, breast_cancer, iris or wine.")
+
+
+class DvcSource(_Model):
+    """A file tracked by DVC in a git repository on the server, under one of its data roots; the md5 DVC recorded is the version."""
+
+    source: Literal["dvc"]
+    repo: str = Field(pattern=RELATIVE_PATH_REGEX, description="The git repository: absolute, or relative to the first data root.")
+    path: str = Field(pattern=RELATIVE_PATH_REGEX, description="The tracked file, relative to the repository root.")
+    rev: str = Field(default="HEAD", pattern=r"^[A-Za-z0-9][A-Za-z0-9._/^~-]{0,199}$", description="Git revision to read the DVC entry at.")
+    label: str | None = Field(default=None, min_length=1, max_length=255, pattern=TEXT_REGEX)
+
+
+class LakefsSource(_Model):
+    """An object in lakeFS at a full commit id; the commit id is the version."""
+
+    source: Literal["lakefs"]
+    uri: str = Field(pattern=r"^lakefs://[^\x00-\x20\x7f]{1,1024}$", description="lakefs://REPOSITORY/COMMIT_ID/PATH.")
+    label: str | None = Field(default=None, min_length=1, max_length=255, pattern=TEXT_REGEX)
+
+
+VersionSourceRequest = Annotated[FileSource | SklearnSource | DvcSource | LakefsSource, Field(discriminator="source")]
+
+
+class DatasetRequest(_Model):
+    """A new dataset of the team, with its first version."""
+
+    name: Name
+    sensitivity: Sensitivity
+    tags: list[Annotated[str, Field(pattern=TAG_REGEX)]] = Field(default_factory=list, max_length=20, description="Tags such as PII or PHI.")
+    regions: list[Name] = Field(default_factory=list, max_length=20, description="Regions the data may be processed in; empty means any.")
+    description: str = Field(default="", max_length=2000, pattern=TEXT_REGEX)
+    version: VersionSourceRequest
+
+
+class DatasetVersionRequest(_Model):
+    """A new version of an existing dataset of the team."""
+
+    version: VersionSourceRequest
+
+
+class GrantRequest(_Model):
+    """Let another team use a dataset or an artifact of the team."""
+
+    resource_kind: Literal["dataset", "artifact"] = "dataset"
+    resource: Name = Field(description="Name of the team's dataset or artifact.")
+    version: str | None = Field(default=None, pattern=ARTIFACT_VERSION_REGEX, description="Artifact digest or digest prefix; default: its newest version. Datasets take none.")
+    grantee_team: Name
+    roles: list[DataRole] = Field(default_factory=list, max_length=3, description="training, validation or warm_start; artifacts take only warm_start, which is the default for them.")
+    expires: str | None = Field(default=None, max_length=40, pattern=r"^[0-9A-Za-z:.+ -]+$", description="A duration (30d, 12h) or an ISO date (2027-01-31); default 90 days.")
+    reason: str = Field(default="", max_length=500, pattern=TEXT_REGEX, description="Why the grant is given, for the audit log.")
+
+
+class AuditRecordOut(_Model):
+    id: int
+    at: float
+    actor: str = Field(description="The user who made the request.")
+    team: str = Field(description="The team the request acted for.")
+    action: str
+    resource_kind: str
+    resource: str
+    version: str | None
+    decision: str
+    reason: str
+    search_id: int | None
+    data: dict[str, Any]
+
+
+class ArtifactRequest(_Model):
+    """Publish the final checkpoint of an ended trial of the team."""
+
+    trial_id: int = Field(ge=1, le=MAX_ID)
+    name: Name
+    kind: ArtifactKind = ArtifactKind.CHECKPOINT
+    description: str = Field(default="", max_length=2000, pattern=TEXT_REGEX)
+
+
+class ArtifactOut(_Model):
+    ref: str = Field(description="team/name of the artifact.")
+    team: str
+    name: str
+    version: str = Field(description="Digest of the checkpoint.")
+    kind: ArtifactKind
+    uri: str
+    search_id: int
+    trial_id: int
+    step: int
+    provenance: list[dict[str, Any]] = Field(description="Each dataset version behind the checkpoint, with its role and the artifacts it came through.")
+    description: str
+    created_at: float
+    created_by: str
+
+
+# -- budget history, failures ---------------------------------------------------------------------
+
+
+class BudgetChangeOut(_Report):
+    id: int
+    budget_id: int
+    scope: str
+    action: str
+    actor: str
+    at: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    reason: str | None
+
+
+class BudgetActionOut(_Model):
+    id: int
+    at: float
+    kind: str = Field(description="budget.level (the budget reached or left a limit) or attempt.preempting (a hard limit stopped an attempt).")
+    search_id: int | None
+    trial_id: int | None
+    attempt_id: int | None
+    message: str
+    data: dict[str, Any]
+
+
+class BudgetHistoryOut(_Model):
+    scope: str = Field(description="team:<team> or search:<id>.")
+    changes: list[BudgetChangeOut] = Field(description="Audited changes, oldest first.")
+    alerts: list[AlertRow] = Field(description="Threshold alerts the budget raised, newest first.")
+    actions: list[BudgetActionOut] = Field(description="Level changes and stopped attempts, oldest first.")
+
+
+class FailureRow(_Model):
+    attempt_id: int
+    search_id: int
+    trial_id: int
+    team: str
+    category: FailureCategory
+    cause: str
+    owner: str = Field(description="The party responsible for acting on it, from the responsibility file.")
+    reason: str | None = Field(description="The error message or how the process ended.")
+    evidence: dict[str, Any]
+    classified_at: float
+

@@ -16,6 +16,7 @@ from neurfly.auth.accounts import (
     remove_member,
     roles_of,
     set_member,
+    set_user_disabled,
     team_members,
 )
 from neurfly.auth.errors import AlreadyExistsError, AuthenticationError, PermissionDeniedError
@@ -49,5 +50,6 @@ __all__ = [
     "revoke_token",
     "roles_of",
     "set_member",
+    "set_user_disabled",
     "team_members",
 ]

@@ -97,6 +97,23 @@ def get_user(session: Session, name: str) -> UserRecord:
     return user
 
 
+def set_user_disabled(session: Session, name: str, disabled: bool) -> UserRecord:
+    """Disable or re-enable a user. Requests with a disabled user's tokens fail from the next one on.
+
+    The user's tokens are kept, so re-enabling the user makes them valid again
+    unless they were revoked or have expired meanwhile.
+
+    Raises:
+        NotFoundError: No user has that name.
+    """
+    user = get_user(session, name)
+    if user.disabled != disabled:
+        user.disabled = disabled
+        session.flush()
+        _logger.info("user %s %s", name, "disabled" if disabled else "enabled")
+    return user
+
+
 def list_users(session: Session) -> list[UserRecord]:
     return list(session.scalars(select(UserRecord).order_by(UserRecord.name)))
 

@@ -11,8 +11,10 @@ class Role(str, Enum):
     """A user's role in a team; each role includes the rights of the roles below it.
 
     * ``viewer`` reads the team's searches, trials, costs, alerts and data.
-    * ``member`` also submits and cancels searches and acknowledges alerts.
-    * ``admin`` also manages the team's members.
+    * ``member`` also submits and cancels searches, acknowledges alerts,
+      registers datasets and publishes artifacts.
+    * ``admin`` also manages the team's members and grants other teams
+      access to the team's datasets and artifacts.
     """
 
     VIEWER = "viewer"

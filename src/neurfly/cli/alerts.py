@@ -14,7 +14,7 @@ from sqlalchemy import select
 from neurfly.cli import DbOption, JsonOption, _print_json, _store, app, console
 from neurfly.errors import NeurflyError
 from neurfly.monitoring.alerts import Alert, AlertState, acknowledge_alert, resolve_alert
-from neurfly.monitoring.records import AttemptFailure, Delivery
+from neurfly.monitoring.records import Delivery
 
 alerts_app = typer.Typer(help="List, acknowledge and resolve alerts.", no_args_is_help=False)
 app.add_typer(alerts_app, name="alerts")
@@ -155,14 +155,14 @@ def failures(
     """List failed attempts with their class (user code, configuration, data, infrastructure) and owner."""
     from neurfly.service import find_search
 
+    from neurfly.monitoring.queries import list_failures
+
     store = _store(db)
-    query = select(AttemptFailure).order_by(AttemptFailure.id)
-    if search is not None:
-        query = query.where(AttemptFailure.search_id == find_search(store, search).id)
+    search_id = find_search(store, search).id if search is not None else None
     with store.session() as session:
         rows = [{"attempt_id": f.attempt_id, "search_id": f.search_id, "team": f.team, "category": f.category,
                  "cause": f.cause, "owner": f.owner, "evidence": f.evidence, "classified_at": f.classified_at}
-                for f in session.scalars(query)]
+                for f, _ in list_failures(session, search_id=search_id)]
     if json_output:
         _print_json(rows)
         return

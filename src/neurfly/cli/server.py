@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
@@ -35,6 +36,7 @@ def server(
     max_body_bytes: Annotated[int, typer.Option(min=1024, help="Largest request body in bytes; larger ones get 413.")] = 1 << 20,
     stop_grace: Annotated[float, typer.Option(min=0.0, help="Seconds running trials get to checkpoint when the server stops.")] = 10.0,
     log_level: Annotated[str, typer.Option(help="Log level of the server: debug, info, warning or error.")] = "info",
+    data_root: Annotated[list[Path] | None, typer.Option("--data-root", help="A folder whose files and DVC repositories API callers may register as dataset versions; repeat for several. Default: none.")] = None,
 ) -> None:
     """Serve the REST API and the dashboard, and run the controller.
 
@@ -59,7 +61,11 @@ def server(
     if controller:
         settings = ControllerSettings(checkpoint_root=checkpoints or str(default_home() / "checkpoints"))
         supervisor = ControllerSupervisor(store, cluster, settings, stop_grace_s=stop_grace)
-    application = create_app(store, cluster, ApiSettings(max_body_bytes=max_body_bytes), supervisor)
+    roots = tuple(folder.expanduser().resolve() for folder in data_root or ())
+    for folder in roots:
+        if not folder.is_dir():
+            raise NeurflyError(f"--data-root {folder} is not a folder; give an existing folder of data files")
+    application = create_app(store, cluster, ApiSettings(max_body_bytes=max_body_bytes, data_roots=roots), supervisor)
     console.print(f"NeurFly server on http://{host}:{port}/ (dashboard at /dashboard/, API at /api/v1, OpenAPI document at /openapi.json)")
     uvicorn.run(application, host=host, port=port, log_level=log_level.lower(), access_log=level == "DEBUG")
 

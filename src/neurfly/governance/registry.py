@@ -98,7 +98,7 @@ def register_version(
         AccessDeniedError: ``name`` belongs to another team.
     """
     now = time.time() if now is None else now
-    ref = _own_ref(session, caller, name, AuditAction.REGISTER, now)
+    ref = own_ref(session, caller, name, AuditAction.REGISTER, now)
     dataset = _find(session, ref)
     if dataset is None:
         dataset = _create(session, caller, ref, sensitivity, tags, regions, description, now)
@@ -123,7 +123,14 @@ def register_version(
     return version
 
 
-def _own_ref(session: Session, caller: Caller, name: str, action: AuditAction, now: float) -> Ref:
+def own_ref(session: Session, caller: Caller, name: str, action: AuditAction, now: float) -> Ref:
+    """Parse ``name`` (``NAME`` or ``TEAM/NAME``) as a dataset the caller's team may change.
+
+    Raises:
+        DatasetError: ``name`` carries a version.
+        AccessDeniedError: The dataset belongs to another team; the denial is
+            audited even when the caller rolls back.
+    """
     ref = parse_ref(name if "/" in name else f"{caller.team}/{name}")
     if ref.version is not None:
         raise DatasetError(f"{name!r}: a registration names the dataset without a version; the version is computed")
@@ -203,7 +210,7 @@ def update_dataset(
         DatasetError: No dataset has that name.
     """
     now = time.time() if now is None else now
-    ref = _own_ref(session, caller, name, AuditAction.REGISTER, now)
+    ref = own_ref(session, caller, name, AuditAction.REGISTER, now)
     dataset = _find(session, ref)
     if dataset is None:
         raise DatasetError(f"dataset {ref.key} not found; register a version first with 'neurfly dataset register'")

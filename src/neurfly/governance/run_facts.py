@@ -77,8 +77,12 @@ def output_facts(session: Session, attempt: Attempt) -> list[OutputFact]:
     return [OutputFact("checkpoint", checkpoint.uri, checkpoint.digest)] if checkpoint is not None else []
 
 
-def emit_published(session: Session, artifact: Artifact, emitter: LineageEmitter | None = None) -> None:
-    """Send an OTHER event that adds a just-published artifact to the outputs of the attempt that wrote it."""
+def emit_published(session: Session, artifact: Artifact, emitter: LineageEmitter | None = None, wait: bool = True) -> None:
+    """Send an OTHER event that adds a just-published artifact to the outputs of the attempt that wrote it.
+
+    With ``wait`` false, an event queued for HTTP is posted by the emitter's
+    background thread after this returns; a long-lived server passes false.
+    """
     import time
 
     emitter = emitter or LineageEmitter()
@@ -87,4 +91,5 @@ def emit_published(session: Session, artifact: Artifact, emitter: LineageEmitter
     event = artifact_event(search_facts(search), attempt_facts(session, attempt), f"{artifact.team}/{artifact.name}", artifact.digest,
                            emitter.settings.namespace, time.time())
     emitter.emit(search.id, event)
-    emitter.flush()
+    if wait:
+        emitter.flush()

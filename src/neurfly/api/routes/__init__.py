@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import HTTPException, status
+
 from neurfly.api.schemas import ErrorResponse
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -15,3 +17,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorResponse, "description": "Request body too large."},
     503: {"model": ErrorResponse, "description": "The database is busy or unreachable; retry later."},
 }
+
+
+def invalid(loc: tuple[str | int, ...], message: str, kind: str = "value_error") -> HTTPException:
+    """Return a 422 error shaped like FastAPI's own validation errors, naming the invalid value at ``loc``."""
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [{"loc": list(loc), "msg": message, "type": kind}])

@@ -44,6 +44,7 @@ from neurfly.auth import (
     revoke_token,
     roles_of,
     set_member,
+    set_user_disabled,
     team_members,
 )
 from neurfly.core.cluster import ClusterConfig
@@ -163,6 +164,31 @@ def post_user_token(user: UserName, body: TokenRequest, ctx: Context, who: Platf
         _existing_user(session, user)
     _logger.info("user %s issues a token for user %s", who.user, user)
     return _issue(ctx, user, body)
+
+
+@router.post("/users/{user}/disable", response_model=UserInfo, openapi_extra=access(Access.PLATFORM_ADMIN))
+def post_disable_user(user: UserName, ctx: Context, who: PlatformAdmin) -> dict[str, Any]:
+    """Disable a user: every request with one of their tokens gets 401 from now on. Disabling twice changes nothing."""
+    if user == who.user:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"user {user!r} is the caller; ask another platform admin to disable this account")
+    return _set_disabled(ctx, who, user, True)
+
+
+@router.post("/users/{user}/enable", response_model=UserInfo, openapi_extra=access(Access.PLATFORM_ADMIN))
+def post_enable_user(user: UserName, ctx: Context, who: PlatformAdmin) -> dict[str, Any]:
+    """Enable a disabled user again; their tokens that are neither revoked nor expired work again."""
+    return _set_disabled(ctx, who, user, False)
+
+
+def _set_disabled(ctx: Any, who: Principal, user: str, disabled: bool) -> dict[str, Any]:
+    with ctx.store.session() as session:
+        try:
+            row = set_user_disabled(session, user, disabled)
+        except NotFoundError as exc:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+        session.commit()
+        _logger.info("user %s %s user %s", who.user, "disabled" if disabled else "enabled", user)
+        return _user_info(session, row)
 
 
 def _user_info(session: Session, user: Any) -> dict[str, Any]:

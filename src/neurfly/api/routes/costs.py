@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
-from neurfly.accounting import BudgetError, budget_status, cost_report, remove_budget, report_to_dict, set_budget
+from neurfly.accounting import (
+    BudgetError,
+    CostReport,
+    budget_status,
+    budget_timeline,
+    cost_report,
+    remove_budget,
+    report_csv_rows,
+    report_to_dict,
+    set_budget,
+)
+from neurfly.accounting.export import CSV_COLUMNS
 from neurfly.api.access import Access, Caller, Context, PlatformAdmin, access, check_team
-from neurfly.api.schemas import MAX_ID, NAME_REGEX, BudgetOut, BudgetRequest, BudgetStatusOut, CostReportOut
+from neurfly.api.routes import ERROR_RESPONSES
+from neurfly.api.routes.alerts import alert_row
+from neurfly.api.schemas import MAX_ID, NAME_REGEX, BudgetHistoryOut, BudgetOut, BudgetRequest, BudgetStatusOut, CostReportOut
 from neurfly.auth import Principal, Role
 from neurfly.errors import NeurflyError
 
@@ -29,13 +44,53 @@ def get_costs(ctx: Context, who: Caller, team: TeamFilter = None, since: TimeTex
     A team's report leaves out pool lines and the platform's idle cost, which
     describe every team together; platform admins may ask without a team.
     """
+    return report_to_dict(_report(ctx, who, team, since, until))
+
+
+class CsvResponse(Response):
+    media_type = "text/csv"
+
+
+# The errors of a CSV route are JSON like those of every other route. FastAPI would document
+# them with the route's response class, as text/csv, so they are spelled out here.
+_JSON_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"description": response["description"], "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
+    for code, response in ERROR_RESPONSES.items()
+}
+
+
+@router.get(
+    "/costs.csv",
+    response_class=CsvResponse,
+    responses={
+        **_JSON_ERRORS,
+        200: {"description": "Chargeback line items, one per row, with a header row.", "content": {"text/csv": {"schema": {"type": "string"}}}},
+    },
+    openapi_extra=access(Access.VIEWER),
+)
+def get_costs_csv(ctx: Context, who: Caller, team: TeamFilter = None, since: TimeText = None, until: TimeText = None) -> CsvResponse:
+    """Chargeback line items of the report that GET /costs returns for the same filters, as CSV.
+
+    The ``amount`` column adds up to what the teams in the report were charged:
+    usage per search and pool, and idle shares. Platform admins asking without
+    a team also get the idle cost the platform keeps.
+    """
+    report = _report(ctx, who, team, since, until)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(report_csv_rows(report))
+    filename = f"costs-{team or 'all'}-{report_to_dict(report)['since'][:10]}.csv"
+    return CsvResponse(buffer.getvalue(), headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def _report(ctx: Any, who: Principal, team: str | None, since: str | None, until: str | None) -> CostReport:
     team = _team_for(who, team)
     try:
         with ctx.store.session() as session:
-            report = cost_report(session, _time(since), _time(until), cluster=ctx.cluster, team=team)
+            return cost_report(session, _time(since), _time(until), cluster=ctx.cluster, team=team)
     except ValueError as exc:
         raise HTTPException(422, [{"loc": ["query"], "msg": str(exc), "type": "value_error"}]) from None
-    return report_to_dict(report)
 
 
 @router.get("/budgets", response_model=list[BudgetStatusOut], openapi_extra=access(Access.VIEWER))
@@ -85,6 +140,35 @@ def delete_budget(
     except NeurflyError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     return budget
+
+
+@router.get("/budgets/{team}/history", response_model=BudgetHistoryOut, openapi_extra=access(Access.VIEWER))
+def get_budget_history(
+    team: TeamName,
+    ctx: Context,
+    who: Caller,
+    search_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="The budget of this search instead of the team's.")] = None,
+) -> dict[str, Any]:
+    """History of a budget: its audited changes, the threshold alerts it raised, and its level changes and stopped attempts."""
+    check_team(who, team, Role.VIEWER, f"team {team!r}")
+    with ctx.store.session() as session:
+        timeline = budget_timeline(session, team, search_id)
+        if timeline is None:
+            what = f"search {search_id} of team {team!r}" if search_id is not None else f"team {team!r}"
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"{what} has never had a budget; list budgets with GET /api/v1/budgets")
+        return {
+            "scope": timeline.scope,
+            "changes": timeline.changes,
+            "alerts": [alert_row(row) for row in timeline.alerts],
+            "actions": [_action(row) for row in timeline.actions],
+        }
+
+
+def _action(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id, "at": row.at, "kind": row.kind, "search_id": row.search_id, "trial_id": row.trial_id,
+        "attempt_id": row.attempt_id, "message": row.message, "data": dict(row.data or {}),
+    }
 
 
 def _team_for(who: Principal, team: str | None) -> str | None:
