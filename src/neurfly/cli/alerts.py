@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,7 +12,8 @@ import typer
 from rich.table import Table
 from sqlalchemy import select
 
-from neurfly.cli import DbOption, JsonOption, _print_json, _store, app, console
+from neurfly.cli import DbOption, JsonOption, ServerOption, _print_json, _store, app, console, remote
+from neurfly.cli.client import connect
 from neurfly.errors import NeurflyError
 from neurfly.monitoring.alerts import Alert, AlertState, acknowledge_alert, resolve_alert
 from neurfly.monitoring.records import Delivery
@@ -19,7 +21,7 @@ from neurfly.monitoring.records import Delivery
 alerts_app = typer.Typer(help="List, acknowledge and resolve alerts.", no_args_is_help=False)
 app.add_typer(alerts_app, name="alerts")
 
-ByOption = Annotated[str | None, typer.Option("--by", help="Who acts; default: the login name.")]
+ByOption = Annotated[str | None, typer.Option("--by", help="Who acts; default: the login name. With --server, the server records the token's user.")]
 
 
 def _who(by: str | None) -> str:
@@ -52,10 +54,24 @@ def list_alerts(
     team: Annotated[str | None, typer.Option("--team", help="Only alerts of this team.")] = None,
     category: Annotated[str | None, typer.Option("--category", help="Only this category (divergence, plateau, stall, resource, budget, failure).")] = None,
     owner: Annotated[str | None, typer.Option("--owner", help="Only alerts this party owns.")] = None,
+    server: ServerOption = None,
 ) -> None:
-    """List firing and acknowledged alerts, newest first."""
+    """List firing and acknowledged alerts, newest first.
+
+    With --server, the list contains at most the newest 1000 alerts, and the JSON
+    rows have no key, attempt_id, acknowledged_*, resolved_*, escalation or
+    notification_rounds fields.
+    """
     if context.invoked_subcommand is not None:
         return
+    rows = remote.alerts(connect(server), team, category, owner, show_all) if server else _local_alerts(db, show_all, team, category, owner)
+    if json_output:
+        _print_json(rows)
+        return
+    _print_alerts(rows)
+
+
+def _local_alerts(db: str | None, show_all: bool, team: str | None, category: str | None, owner: str | None) -> list[dict[str, Any]]:
     query = select(Alert).order_by(Alert.last_at.desc(), Alert.id.desc())
     if not show_all:
         query = query.where(Alert.state != AlertState.RESOLVED.value)
@@ -63,11 +79,7 @@ def list_alerts(
         if value is not None:
             query = query.where(column == value)
     with _store(db).session() as session:
-        rows = [_alert_dict(alert) for alert in session.scalars(query)]
-    if json_output:
-        _print_json(rows)
-        return
-    _print_alerts(rows)
+        return [_alert_dict(alert) for alert in session.scalars(query)]
 
 
 def _print_alerts(rows: list[dict[str, Any]]) -> None:
@@ -75,7 +87,7 @@ def _print_alerts(rows: list[dict[str, Any]]) -> None:
     for column in ("id", "state", "severity", "category", "owner", "team", "search", "trial", "count", "last seen", "message"):
         table.add_column(column)
     for row in rows:
-        state = row["state"] + (" (escalated)" if row["escalation_level"] else "")
+        state = row["state"] + (" (escalated)" if row.get("escalation_level") else "")
         table.add_row(str(row["id"]), state, row["severity"], row["category"], row["owner"], row["team"] or "-",
                       _text(row["search_id"]), _text(row["trial_id"]), str(row["count"]), _ago(row["last_at"]), row["message"])
     console.print(table)
@@ -99,12 +111,10 @@ def ack(
     alert_id: Annotated[int, typer.Argument(help="Alert id, as 'neurfly alerts' lists it.")],
     by: ByOption = None,
     db: DbOption = None,
+    server: ServerOption = None,
 ) -> None:
     """Acknowledge an alert: it is no longer repeated or escalated."""
-    with _store(db).session() as session:
-        alert = acknowledge_alert(session, alert_id, _who(by), time.time())
-        session.commit()
-        console.print(f"alert {alert.id} ({alert.key}) is {alert.state}")
+    _change_alert(alert_id, by, db, server, acknowledge_alert, "acknowledge")
 
 
 @alerts_app.command("resolve")
@@ -112,12 +122,27 @@ def resolve(
     alert_id: Annotated[int, typer.Argument(help="Alert id, as 'neurfly alerts' lists it.")],
     by: ByOption = None,
     db: DbOption = None,
+    server: ServerOption = None,
 ) -> None:
     """Resolve an alert; the same finding firing again opens it anew."""
+    _change_alert(alert_id, by, db, server, resolve_alert, "resolve")
+
+
+def _change_alert(alert_id: int, by: str | None, db: str | None, server: str | None, change: Callable[..., Alert], action: str) -> None:
+    """Apply ``change`` to the alert in the store, or send ``action`` to the server, and print the new state.
+
+    The API does not return an alert's key, so against a server the line names its category.
+    """
+    if server:
+        if by is not None:
+            raise NeurflyError("with --server, the server records the token's user; drop --by")
+        alert = remote.change_alert(connect(server), alert_id, action)
+        console.print(f"alert {alert['id']} ({alert['category']}) is {alert['state']}")
+        return
     with _store(db).session() as session:
-        alert = resolve_alert(session, alert_id, _who(by), time.time())
+        changed = change(session, alert_id, _who(by), time.time())
         session.commit()
-        console.print(f"alert {alert.id} ({alert.key}) is {alert.state}")
+        console.print(f"alert {changed.id} ({changed.key}) is {changed.state}")
 
 
 @alerts_app.command("deliveries")
@@ -151,18 +176,16 @@ def failures(
     search: Annotated[str | None, typer.Argument(help="Search id, name or team/name; default: every search.")] = None,
     db: DbOption = None,
     json_output: JsonOption = False,
+    server: ServerOption = None,
 ) -> None:
-    """List failed attempts with their class (user code, configuration, data, infrastructure) and owner."""
-    from neurfly.service import find_search
+    """List failed attempts with their class (user code, configuration, data, infrastructure) and owner.
 
-    from neurfly.monitoring.queries import list_failures
-
-    store = _store(db)
-    search_id = find_search(store, search).id if search is not None else None
-    with store.session() as session:
-        rows = [{"attempt_id": f.attempt_id, "search_id": f.search_id, "team": f.team, "category": f.category,
-                 "cause": f.cause, "owner": f.owner, "evidence": f.evidence, "classified_at": f.classified_at}
-                for f, _ in list_failures(session, search_id=search_id)]
+    With --server, the list contains the failures of the token's teams, at most the newest 1000.
+    """
+    if server:
+        rows = remote.failures(connect(server), search)
+    else:
+        rows = _local_failures(db, search)
     if json_output:
         _print_json(rows)
         return
@@ -173,6 +196,18 @@ def failures(
         table.add_row(str(row["attempt_id"]), str(row["search_id"]), row["team"], row["category"], row["cause"], row["owner"],
                       str(row["evidence"].get("reason") or ""))
     console.print(table)
+
+
+def _local_failures(db: str | None, search: str | None) -> list[dict[str, Any]]:
+    from neurfly.monitoring.queries import list_failures
+    from neurfly.service import find_search
+
+    store = _store(db)
+    search_id = find_search(store, search).id if search is not None else None
+    with store.session() as session:
+        return [{"attempt_id": f.attempt_id, "search_id": f.search_id, "team": f.team, "category": f.category,
+                 "cause": f.cause, "owner": f.owner, "evidence": f.evidence, "classified_at": f.classified_at}
+                for f, _ in list_failures(session, search_id=search_id)]
 
 
 @app.command()

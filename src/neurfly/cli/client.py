@@ -1,7 +1,8 @@
 """The CLI against a NeurFly server: the same commands, over the REST API with a token.
 
 ``--server URL`` (or ``NEURFLY_SERVER``) sends ``status``, ``trials``,
-``show``, ``cancel`` and ``run`` to a server. The token comes from
+``show``, ``cancel`` and ``run`` to a server; ``neurfly.cli.remote`` holds the
+calls of the cost, budget, alert, failure and data commands. The token comes from
 ``NEURFLY_TOKEN`` or from ``token:`` in ``~/.config/neurfly/config.yaml``
 (``$XDG_CONFIG_HOME/neurfly/config.yaml`` where that variable is set).
 """
@@ -103,13 +104,25 @@ class ApiClient:
             SpecError: The server rejected a search spec (422).
             NeurflyError: The server could not be reached or returned an error.
         """
+        response = self._send(method, path, **kwargs)
+        return response.json() if response.content else None
+
+    def request_text(self, method: str, path: str, **kwargs: Any) -> str:
+        """Send a request and return the body as text, for routes that return CSV.
+
+        Raises:
+            NeurflyError: The server could not be reached or returned an error.
+        """
+        return self._send(method, path, **kwargs).text
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise NeurflyError(f"cannot reach {self.server}: {exc}; check --server and that 'neurfly server' runs there") from None
         if response.status_code < 400:
-            return response.json() if response.content else None
-        raise _error(response, self.server)
+            return response
+        raise _error(response, self.server, spec=method == "POST" and path == "/searches")
 
     # -- the calls the CLI commands make ------------------------------------------------------
 
@@ -277,17 +290,34 @@ def _remote_search(row: dict[str, Any]) -> RemoteSearch:
     )
 
 
-def _error(response: httpx.Response, server: str) -> NeurflyError:
+class ApiError(NeurflyError):
+    """An error response of the server.
+
+    Attributes:
+        status_code: HTTP status of the response.
+    """
+
+    def __init__(self, message: str, status_code: int) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+def _error(response: httpx.Response, server: str, spec: bool = False) -> NeurflyError:
     try:
         detail = response.json().get("detail")
     except ValueError:
         detail = response.text[:500]
-    if response.status_code == 422 and isinstance(detail, list):
+    code = response.status_code
+    if code == 422 and isinstance(detail, list):
         problems = [_problem(item) for item in detail]
-        return SpecError(problems, f"the request to {server}")
-    if response.status_code == 401:
-        return NeurflyError(f"{server} rejected the token: {detail}")
-    return NeurflyError(f"{detail} (HTTP {response.status_code} from {server})")
+        if spec:
+            return SpecError(problems, f"the request to {server}")
+        return ApiError(f"{server} rejected the request as invalid: {'; '.join(problems)}", code)
+    if code == 401:
+        return ApiError(f"{server} rejected the token: {detail}; the token comes from NEURFLY_TOKEN or {config_path()}", code)
+    if code == 403:
+        return ApiError(f"{detail} (HTTP 403 from {server}); ask an admin of the team for that role", code)
+    return ApiError(f"{detail} (HTTP {code} from {server})", code)
 
 
 def _problem(item: Any) -> str:
@@ -299,4 +329,4 @@ def _problem(item: Any) -> str:
     return f"{location}: {item.get('msg')}"
 
 
-__all__ = ["ApiClient", "RemoteSearch", "config_path", "connect", "find_token", "remote_run"]
+__all__ = ["ApiClient", "ApiError", "RemoteSearch", "config_path", "connect", "find_token", "remote_run"]

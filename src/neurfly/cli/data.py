@@ -17,7 +17,8 @@ import typer
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from neurfly.cli import DbOption, JsonOption, _print_json, _store, app, console
+from neurfly.cli import DbOption, JsonOption, ServerOption, _print_json, _store, app, console, remote
+from neurfly.cli.client import connect
 from neurfly.errors import NeurflyError
 
 dataset_app = typer.Typer(help="Register, list, show and read datasets.", no_args_is_help=True)
@@ -28,7 +29,7 @@ app.add_typer(grant_app, name="grant")
 app.add_typer(artifact_app, name="artifact")
 
 TeamOption = Annotated[str, typer.Option("--team", envvar="NEURFLY_TEAM", help="Team the command acts for.")]
-UserOption = Annotated[str | None, typer.Option("--user", envvar="NEURFLY_USER", help="User recorded in the audit log; default: the login name.")]
+UserOption = Annotated[str | None, typer.Option("--user", envvar="NEURFLY_USER", help="User recorded in the audit log; default: the login name. With --server, the server records the token's user.")]
 
 
 @contextlib.contextmanager
@@ -68,9 +69,9 @@ def _date(at: float | None) -> str:
 def dataset_register(
     name: Annotated[str, typer.Argument(help="Dataset as NAME or TEAM/NAME (your team).")],
     team: TeamOption,
-    file: Annotated[Path | None, typer.Option("--file", help="A local CSV or Parquet file; its SHA-256 is the version.")] = None,
+    file: Annotated[Path | None, typer.Option("--file", help="A local CSV or Parquet file; its SHA-256 is the version. With --server, a file on the server under one of its --data-root folders.")] = None,
     sklearn: Annotated[str | None, typer.Option("--sklearn", help="A bundled scikit-learn set: digits, breast_cancer, iris or wine.")] = None,
-    dvc_repo: Annotated[Path | None, typer.Option("--dvc-repo", help="Git repository whose DVC metadata tracks --path.")] = None,
+    dvc_repo: Annotated[Path | None, typer.Option("--dvc-repo", help="Git repository whose DVC metadata tracks --path. With --server, a repository on the server under one of its --data-root folders.")] = None,
     path: Annotated[str | None, typer.Option("--path", help="With --dvc-repo: the tracked file, relative to the repository root.")] = None,
     rev: Annotated[str, typer.Option("--rev", help="With --dvc-repo: git revision to read the DVC entry at.")] = "HEAD",
     lakefs: Annotated[str | None, typer.Option("--lakefs", help="lakefs://REPOSITORY/COMMIT_ID/PATH; the commit id is the version.")] = None,
@@ -82,37 +83,62 @@ def dataset_register(
     user: UserOption = None,
     db: DbOption = None,
     json_output: JsonOption = False,
+    server: ServerOption = None,
 ) -> None:
     """Register a version of a dataset of your team, creating the dataset on first use."""
     from neurfly.governance import Sensitivity, register_version
 
-    caller = _caller(team, user)
-    info = _version_info(file, sklearn, dvc_repo, path, rev, lakefs, label)
+    _check_source(file, sklearn, dvc_repo, path, lakefs)
     level = Sensitivity(sensitivity) if sensitivity else None
-    with _session(db) as session:
-        version = register_version(session, caller, name, info, sensitivity=level, tags=tag or (), regions=region or (), description=description)
-        row = {"dataset": f"{caller.team}/{name.split('/')[-1]}", "version": version.version, "source": version.source, "rows": version.rows, "uri": version.uri}
+    if server:
+        source = _version_source(file, sklearn, dvc_repo, path, rev, lakefs, label)
+        row = remote.register_dataset(connect(server), team, name, source, sensitivity=level.value if level else None,
+                                      tags=tag or [], regions=region or [], description=description)
+    else:
+        caller = _caller(team, user)
+        info = _version_info(file, sklearn, dvc_repo, path, rev, lakefs, label)
+        with _session(db) as session:
+            version = register_version(session, caller, name, info, sensitivity=level, tags=tag or (), regions=region or (), description=description)
+            row = {"dataset": f"{caller.team}/{name.split('/')[-1]}", "version": version.version, "source": version.source, "rows": version.rows, "uri": version.uri}
     if json_output:
         _print_json(row)
         return
     console.print(f"registered {row['dataset']}@{row['version']} ({row['source']}, {row['rows'] if row['rows'] is not None else '?'} rows)")
 
 
-def _version_info(file: Path | None, sklearn: str | None, dvc_repo: Path | None, path: str | None, rev: str, lakefs: str | None, label: str | None) -> Any:
-    from neurfly.governance import dvc_version, file_version, lakefs_version, sklearn_version
-
+def _check_source(file: Path | None, sklearn: str | None, dvc_repo: Path | None, path: str | None, lakefs: str | None) -> None:
     sources = [flag for flag, value in (("--file", file), ("--sklearn", sklearn), ("--dvc-repo", dvc_repo), ("--lakefs", lakefs)) if value is not None]
     if len(sources) != 1:
         raise NeurflyError(f"give exactly one source of the version: --file, --sklearn, --dvc-repo (with --path) or --lakefs; got {len(sources)}: {' '.join(sources) or 'none'}")
+    if dvc_repo is not None and path is None:
+        raise NeurflyError("--dvc-repo needs --path, the DVC-tracked file relative to the repository root")
+
+
+def _version_info(file: Path | None, sklearn: str | None, dvc_repo: Path | None, path: str | None, rev: str, lakefs: str | None, label: str | None) -> Any:
+    from neurfly.governance import dvc_version, file_version, lakefs_version, sklearn_version
+
     if file is not None:
         return file_version(file, label)
     if sklearn is not None:
         return sklearn_version(sklearn)
     if lakefs is not None:
         return lakefs_version(lakefs, label)
-    if path is None:
-        raise NeurflyError("--dvc-repo needs --path, the DVC-tracked file relative to the repository root")
     return dvc_version(dvc_repo, path, rev, label)
+
+
+def _version_source(file: Path | None, sklearn: str | None, dvc_repo: Path | None, path: str | None, rev: str, lakefs: str | None, label: str | None) -> dict[str, Any]:
+    """Describe the version source as the API's request body does; the server reads files and repositories."""
+    if file is not None:
+        source: dict[str, Any] = {"source": "file", "path": str(file)}
+    elif sklearn is not None:
+        return {"source": "sklearn", "name": sklearn}
+    elif lakefs is not None:
+        source = {"source": "lakefs", "uri": lakefs}
+    else:
+        source = {"source": "dvc", "repo": str(dvc_repo), "path": path, "rev": rev}
+    if label is not None:
+        source["label"] = label
+    return source
 
 
 @dataset_app.command("set")
@@ -137,23 +163,27 @@ def dataset_set(
 
 
 @dataset_app.command("list")
-def dataset_list(team: TeamOption, user: UserOption = None, db: DbOption = None, json_output: JsonOption = False) -> None:
+def dataset_list(team: TeamOption, user: UserOption = None, db: DbOption = None, json_output: JsonOption = False, server: ServerOption = None) -> None:
     """List the datasets your team may see: its own, public and internal ones, and those granted to it."""
-    from neurfly.governance import list_datasets, versions_of
-
-    caller = _caller(team, user)
-    with _session(db) as session:
-        rows = [_dataset_row(d, versions_of(session, d)) for d in list_datasets(session, caller)]
+    rows = remote.datasets(connect(server), team) if server else _local_datasets(db, team, user)
     if json_output:
         _print_json(rows)
         return
-    table = Table(title=f"Datasets visible to team {caller.team}")
+    table = Table(title=f"Datasets visible to team {team}")
     for column in ("dataset", "sensitivity", "tags", "regions", "versions", "newest"):
         table.add_column(column)
     for row in rows:
         table.add_row(row["dataset"], row["sensitivity"], ", ".join(row["tags"]) or "-", ", ".join(row["regions"]) or "any",
                       str(len(row["versions"])), row["versions"][0]["version"] if row["versions"] else "-")
     console.print(table)
+
+
+def _local_datasets(db: str | None, team: str, user: str | None) -> list[dict[str, Any]]:
+    from neurfly.governance import list_datasets, versions_of
+
+    caller = _caller(team, user)
+    with _session(db) as session:
+        return [_dataset_row(d, versions_of(session, d)) for d in list_datasets(session, caller)]
 
 
 def _dataset_row(dataset: Any, versions: list[Any]) -> dict[str, Any]:
@@ -171,14 +201,18 @@ def dataset_show(
     user: UserOption = None,
     db: DbOption = None,
     json_output: JsonOption = False,
+    server: ServerOption = None,
 ) -> None:
     """Show a dataset and its versions."""
     from neurfly.governance import describe_dataset
 
-    caller = _caller(team, user)
-    with _session(db) as session:
-        dataset, versions = describe_dataset(session, caller, name)
-        row = _dataset_row(dataset, versions)
+    if server:
+        row = remote.dataset(connect(server), team, name)
+    else:
+        caller = _caller(team, user)
+        with _session(db) as session:
+            dataset, versions = describe_dataset(session, caller, name)
+            row = _dataset_row(dataset, versions)
     if json_output:
         _print_json(row)
         return
@@ -222,17 +256,13 @@ def dataset_audit(
     team: TeamOption,
     resource: Annotated[str | None, typer.Option("--resource", help="Only decisions about this TEAM/NAME.")] = None,
     denied: Annotated[bool, typer.Option("--denied", help="Only denials.")] = False,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="Maximum number of records to print, newest first.")] = 50,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Maximum number of records to print, newest first; at most 1000 with --server.")] = 50,
     db: DbOption = None,
     json_output: JsonOption = False,
+    server: ServerOption = None,
 ) -> None:
     """Print access decisions your team made or that concern your team's data."""
-    from neurfly.governance import Decision, audit_trail
-
-    with _session(db) as session:
-        records = audit_trail(session, team=team, resource=resource, decision=Decision.DENY if denied else None, limit=limit)
-        rows = [{"id": r.id, "at": r.at, "actor": r.actor, "team": r.team, "action": r.action, "resource": r.resource,
-                 "version": r.version, "decision": r.decision, "reason": r.reason, "search_id": r.search_id, "data": r.data} for r in records]
+    rows = remote.audit(connect(server), team, resource, denied, limit) if server else _local_audit(db, team, resource, denied, limit)
     if json_output:
         _print_json(rows)
         return
@@ -242,6 +272,15 @@ def dataset_audit(
     for row in rows:
         table.add_row(str(row["id"]), _date(row["at"]), row["team"], row["actor"], row["action"], row["resource"], row["decision"], row["reason"])
     console.print(table)
+
+
+def _local_audit(db: str | None, team: str, resource: str | None, denied: bool, limit: int) -> list[dict[str, Any]]:
+    from neurfly.governance import Decision, audit_trail
+
+    with _session(db) as session:
+        records = audit_trail(session, team=team, resource=resource, decision=Decision.DENY if denied else None, limit=limit)
+        return [{"id": r.id, "at": r.at, "actor": r.actor, "team": r.team, "action": r.action, "resource": r.resource,
+                 "version": r.version, "decision": r.decision, "reason": r.reason, "search_id": r.search_id, "data": r.data} for r in records]
 
 
 # -- grants -------------------------------------------------------------------------------------
@@ -257,14 +296,19 @@ def grant_dataset(
     reason: Annotated[str, typer.Option("--reason", help="Why the grant is given, for the audit log.")] = "",
     user: UserOption = None,
     db: DbOption = None,
+    server: ServerOption = None,
 ) -> None:
     """Let another team use one of your datasets in the given roles until the expiry."""
     from neurfly.governance import DataRole, ResourceKind, describe_dataset, grant_access, parse_expiry
 
+    roles = [_role(r, DataRole) for r in role]
+    if server:
+        given = remote.dataset_grant(connect(server), team, name, to, [r.value for r in roles], expires, reason)
+        console.print(f"grant {given['id']}: team {to} may use {given['resource']} for {', '.join(given['roles'])} until {_date(given['expires_at'])} UTC")
+        return
     caller = _caller(team, user)
     with _session(db) as session:
         dataset, _ = describe_dataset(session, caller, name)
-        roles = [_role(r, DataRole) for r in role]
         grant = grant_access(session, caller, ResourceKind.DATASET, dataset, to, roles, parse_expiry(expires), reason)
         console.print(f"grant {grant.id}: team {to} may use {dataset.ref} for {', '.join(grant.roles)} until {_date(grant.expires_at)} UTC")
 
@@ -278,13 +322,24 @@ def grant_artifact(
     reason: Annotated[str, typer.Option("--reason", help="Why the grant is given, for the audit log.")] = "",
     user: UserOption = None,
     db: DbOption = None,
+    server: ServerOption = None,
 ) -> None:
     """Let another team start searches from one of your artifacts (role warm_start)."""
     from neurfly.governance import DataRole, ResourceKind, find_artifact, grant_access, parse_expiry, parse_ref
 
+    try:
+        ref = parse_ref(name if "/" in name else f"{team}/{name}", "artifact")
+    except ValueError as exc:
+        raise NeurflyError(str(exc)) from None
+    if server:
+        if ref.team != team:
+            raise NeurflyError(f"artifact {ref} belongs to team {ref.team}, not to --team {team}; give an artifact of your team")
+        body = {"resource_kind": "artifact", "resource": ref.name, "version": ref.version, "grantee_team": to, "expires": expires, "reason": reason}
+        given = remote.grant(connect(server), team, {key: value for key, value in body.items() if value is not None})
+        console.print(f"grant {given['id']}: team {to} may start from {ref.key} until {_date(given['expires_at'])} UTC")
+        return
     caller = _caller(team, user)
     with _session(db) as session:
-        ref = parse_ref(name if "/" in name else f"{caller.team}/{name}", "artifact")
         artifact = find_artifact(session, ref)
         if artifact is None:
             raise NeurflyError(f"artifact {ref} not found; list your team's artifacts with 'neurfly artifact list'")
@@ -300,15 +355,18 @@ def _role(text: str, roles: Any) -> Any:
 
 
 @grant_app.command("list")
-def grant_list(team: TeamOption, db: DbOption = None, json_output: JsonOption = False) -> None:
+def grant_list(team: TeamOption, db: DbOption = None, json_output: JsonOption = False, server: ServerOption = None) -> None:
     """List the grants your team gave and received."""
     from neurfly.governance import list_grants
 
-    with _session(db) as session:
-        now = time.time()
-        rows = [{"id": g.id, "kind": g.resource_kind, "resource": g.resource, "owner": g.owner_team, "grantee": g.grantee_team,
-                 "roles": list(g.roles), "expires_at": g.expires_at, "granted_by": g.granted_by, "granted_at": g.granted_at,
-                 "revoked_at": g.revoked_at, "active": g.active(now)} for g in list_grants(session, team)]
+    if server:
+        rows = remote.grants(connect(server), team)
+    else:
+        with _session(db) as session:
+            now = time.time()
+            rows = [{"id": g.id, "kind": g.resource_kind, "resource": g.resource, "owner": g.owner_team, "grantee": g.grantee_team,
+                     "roles": list(g.roles), "expires_at": g.expires_at, "granted_by": g.granted_by, "granted_at": g.granted_at,
+                     "revoked_at": g.revoked_at, "active": g.active(now)} for g in list_grants(session, team)]
     if json_output:
         _print_json(rows)
         return
@@ -327,10 +385,15 @@ def grant_revoke(
     team: TeamOption,
     user: UserOption = None,
     db: DbOption = None,
+    server: ServerOption = None,
 ) -> None:
     """Revoke a grant your team gave; searches admitted before keep running."""
     from neurfly.governance import revoke_grant
 
+    if server:
+        revoked = remote.revoke(connect(server), team, grant_id)
+        console.print(f"grant {revoked['id']} of {revoked['resource']} to team {revoked['grantee_team']} revoked")
+        return
     caller = _caller(team, user)
     with _session(db) as session:
         grant = revoke_grant(session, caller, grant_id)
@@ -350,21 +413,25 @@ def artifact_publish(
     user: UserOption = None,
     db: DbOption = None,
     json_output: JsonOption = False,
+    server: ServerOption = None,
 ) -> None:
     """Publish a finished trial's final checkpoint as an artifact, with the provenance of its data."""
     from neurfly.governance import ArtifactKind, publish_artifact
     from neurfly.governance.run_facts import emit_published
 
-    caller = _caller(team, user)
     try:
         artifact_kind = ArtifactKind(kind)
     except ValueError:
         raise NeurflyError(f"artifact kind {kind!r} is invalid; choose checkpoint, model or supernet") from None
-    with _session(db) as session:
-        artifact = publish_artifact(session, caller, trial, name, artifact_kind, description)
-        row = _artifact_row(artifact)
-        session.commit()
-        emit_published(session, artifact)
+    if server:
+        row = remote.publish(connect(server), team, trial, name, artifact_kind.value, description)
+    else:
+        caller = _caller(team, user)
+        with _session(db) as session:
+            artifact = publish_artifact(session, caller, trial, name, artifact_kind, description)
+            row = _artifact_row(artifact)
+            session.commit()
+            emit_published(session, artifact)
     if json_output:
         _print_json(row)
         return
@@ -381,23 +448,27 @@ def _artifact_row(artifact: Any) -> dict[str, Any]:
 
 
 @artifact_app.command("list")
-def artifact_list(team: TeamOption, user: UserOption = None, db: DbOption = None, json_output: JsonOption = False) -> None:
+def artifact_list(team: TeamOption, user: UserOption = None, db: DbOption = None, json_output: JsonOption = False, server: ServerOption = None) -> None:
     """List your team's artifacts and those granted to it."""
-    from neurfly.governance import list_artifacts
-
-    caller = _caller(team, user)
-    with _session(db) as session:
-        rows = [_artifact_row(a) for a in list_artifacts(session, caller)]
+    rows = remote.artifacts(connect(server), team) if server else _local_artifacts(db, team, user)
     if json_output:
         _print_json(rows)
         return
-    table = Table(title=f"Artifacts visible to team {caller.team}")
+    table = Table(title=f"Artifacts visible to team {team}")
     for column in ("artifact", "version", "kind", "from", "datasets behind it"):
         table.add_column(column)
     for row in rows:
         table.add_row(row["artifact"], row["version"][:19], row["kind"], f"search {row['search_id']} trial {row['trial_id']}",
                       ", ".join(sorted({p["dataset"] for p in row["provenance"]})) or "-")
     console.print(table)
+
+
+def _local_artifacts(db: str | None, team: str, user: str | None) -> list[dict[str, Any]]:
+    from neurfly.governance import list_artifacts
+
+    caller = _caller(team, user)
+    with _session(db) as session:
+        return [_artifact_row(a) for a in list_artifacts(session, caller)]
 
 
 # -- lineage ------------------------------------------------------------------------------------

@@ -103,7 +103,7 @@ def register_version(
     if dataset is None:
         dataset = _create(session, caller, ref, sensitivity, tags, regions, description, now)
     else:
-        _check_same_policy(dataset, sensitivity, tags, regions)
+        check_same_policy(dataset, sensitivity, tags, regions)
 
     existing = session.scalars(select(DatasetVersion).where(
         DatasetVersion.dataset_id == dataset.id, DatasetVersion.algorithm == info.algorithm.value, DatasetVersion.digest == info.digest,
@@ -155,7 +155,8 @@ def _create(session: Session, caller: Caller, ref: Ref, sensitivity: Sensitivity
     return dataset
 
 
-def _check_same_policy(dataset: Dataset, sensitivity: Sensitivity | None, tags: Iterable[str], regions: Iterable[str]) -> None:
+def check_same_policy(dataset: Dataset, sensitivity: Sensitivity | None, tags: Iterable[str], regions: Iterable[str]) -> None:
+    """Raise ``DatasetError`` when a new registration would change a dataset's sensitivity, tags or regions."""
     tags, regions = normalise_tags(tags), normalise_regions(regions)
     changes = []
     if sensitivity is not None and Sensitivity(sensitivity).value != dataset.sensitivity:
