@@ -256,6 +256,11 @@ def _published_anchor(metrics: Sequence[PolicyMetrics], policy: str = "default")
             f"its mean JCT is {own.completion_time.mean / best.completion_time.mean:.2f}x that of `{best.policy}`, "
             "the best policy on this figure"
         )
+    best_tail = min((item for item in others if item.completion_time.p95 is not None), key=lambda i: i.completion_time.p95, default=None)
+    if best_tail is not None and own.completion_time.p95 is not None and best_tail.completion_time.p95 < own.completion_time.p95:
+        costs.append(
+            f"its p95 JCT is {own.completion_time.p95 / best_tail.completion_time.p95:.2f}x that of `{best_tail.policy}`"
+        )
     if own.preemptions:
         costs.append(f"{own.preemptions} preemptions threw away {own.lost_device_hours:.1f} device-hours of work")
     utilisation_gap = max(item.utilisation for item in others) - own.utilisation
