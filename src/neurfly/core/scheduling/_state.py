@@ -141,6 +141,10 @@ class Candidate:
         return self.borrowed and self.owner.standing[self.node.pool] - self.devices >= self.quota
 
 
+def _victim_key(candidate: Candidate) -> tuple:
+    return candidate.key
+
+
 class NodeLayout:
     """The parts of a snapshot's node list that do not change between calls.
 
@@ -279,7 +283,8 @@ class ClusterState:
             _raise_duplicate_attempt(running)
 
         index_of = self.layout.index_of
-        node_at = self.node_at
+        ordered = self.layout.ordered
+        states = self._node_states
         search_active = self.search_active
         held: dict[tuple[str, str], int] = defaultdict(int)
         standing: dict[tuple[str, str], int] = defaultdict(int)
@@ -292,7 +297,9 @@ class ClusterState:
                 lost[attempt.team] += devices
                 continue
 
-            node = node_at(index)
+            node = states[index]
+            if node is None:
+                node = states[index] = NodeState(ordered[index], index)
             key = (attempt.team, node.pool)
             held[key] += devices
             if not attempt.yielding:
@@ -403,34 +410,40 @@ class ClusterState:
             self.priorities,
             self.layout.pool_of_node,
         )
+        # This loop runs over every running attempt, so it binds its lookups
+        # to local names.
+        values = {name: c.value for name, c in self.priorities.items() if c.preemptible}
+        now = self.now
+        min_runtime = self.settings.min_runtime_s
+        index_of = self.layout.index_of
+        states = self._node_states
+        account = self.account
         by_pool: dict[str, list[Candidate]] = defaultdict(list)
-        self.own_candidates: dict[tuple[str, str], list[Candidate]] = defaultdict(list)
         for attempt in self.running.values():
-            candidate = self._candidate(attempt, borrowed)
-            if candidate is not None:
-                by_pool[candidate.node.pool].append(candidate)
-                self.own_candidates[attempt.team, candidate.node.pool].append(candidate)
+            if attempt.yielding or now - attempt.started_at < min_runtime:
+                continue
+            value = values.get(attempt.priority)
+            index = index_of.get(attempt.node)
+            if value is None or index is None:
+                continue
+            node = states[index]
+            if not node.node.schedulable:
+                continue
+            by_pool[node.pool].append(Candidate(attempt, node, value, attempt.attempt_id in borrowed, account(attempt.team)))
 
+        # Each pool's list is sorted once, and a team's own list keeps that order.
         self.candidates: dict[str, list[Candidate]] = {}
         self.borrowed_candidates: dict[str, list[Candidate]] = {}
+        self.own_candidates: dict[tuple[str, str], list[Candidate]] = defaultdict(list)
         for pool, candidates in by_pool.items():
-            candidates.sort(key=lambda c: c.key)
+            candidates.sort(key=_victim_key)
             self.candidates[pool] = candidates
             self.borrowed_candidates[pool] = [c for c in candidates if c.borrowed]
-        for candidates in self.own_candidates.values():
-            candidates.sort(key=lambda c: c.key)
+            for candidate in candidates:
+                self.own_candidates[candidate.team, pool].append(candidate)
         self.candidate_priorities = sorted(c.priority for candidates in by_pool.values() for c in candidates)
         self.borrowed_total = sum(len(candidates) for candidates in self.borrowed_candidates.values())
         self.candidates_ready = True
-
-    def _candidate(self, attempt: RunningAttempt, borrowed: set[int]) -> Candidate | None:
-        if attempt.yielding or self.now - attempt.started_at < self.settings.min_runtime_s:
-            return None
-        node = self.node_named(attempt.node)
-        priority_class = self.priorities.get(attempt.priority)
-        if node is None or not node.node.schedulable or priority_class is None or not priority_class.preemptible:
-            return None
-        return Candidate(attempt, node, priority_class.value, attempt.attempt_id in borrowed, self.account(attempt.team))
 
     def bound_rooms(self, level: int) -> None:
         """Bound the slots preemption can offer a preemptor of ``level``, per node and pool.
@@ -493,10 +506,14 @@ class ClusterState:
         node = state.node
         if not node.schedulable:
             return
-        state.free = [s for s in range(node.devices) if s not in state.holder and s not in state.blocked]
-        state.soon_free = sorted(
-            s for s, attempt in state.holder.items() if attempt.yielding and s not in state.blocked and 0 <= s < node.devices
-        )
+        holder, blocked = state.holder, state.blocked
+        if blocked:
+            state.free = [s for s in range(node.devices) if s not in holder and s not in blocked]
+        else:
+            state.free = [s for s in range(node.devices) if s not in holder]
+        yielding = [s for s, attempt in holder.items() if attempt.yielding]
+        if yielding:
+            state.soon_free = sorted(s for s in yielding if s not in blocked and 0 <= s < node.devices)
         taken = node.devices - len(state.free)
         if taken:
             heapq.heappush(self.bucket[state.pool][len(state.free)], state.index)
