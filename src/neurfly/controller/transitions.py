@@ -31,6 +31,7 @@ from neurfly.store import Attempt, Checkpoint, Event, MetricRecord, Search, Tria
 
 if TYPE_CHECKING:
     from neurfly.controller import Controller, Outbox
+    from neurfly.core.cluster import ClusterConfig
 
 _logger = logging.getLogger(__name__)
 
@@ -45,6 +46,10 @@ _STOP_TO_ATTEMPT = {
 class Transitions:
     def __init__(self, controller: Controller) -> None:
         self.controller = controller
+        # The cluster's pools, nodes and priority classes as snapshot tuples,
+        # kept while the cluster object stays the same. Passing the same
+        # tuples on every tick lets the default policy reuse its node layout.
+        self._cluster_tuples: tuple[ClusterConfig, tuple[Pool, ...], tuple[Node, ...], tuple[PriorityClass, ...]] | None = None
 
     # -- start-up ------------------------------------------------------------------------------
 
@@ -391,13 +396,13 @@ class Transitions:
         for trial_id in [t for t in self.controller.reservations if t not in pending_ids]:
             del self.controller.reservations[trial_id]
         teams = {s.team for s in self.controller.searches.values()}
-        nodes = tuple(Node(n.name, p.name, n.devices) for p in cluster.pools for n in p.nodes)
+        pools, nodes, classes = self._tuples_of(cluster)
         discovered = self.controller.executor.nodes(nodes)
         snapshot = Snapshot(
             now=now,
-            pools=tuple(Pool(p.name, p.region, p.hardware, p.price_per_device_hour) for p in cluster.pools),
+            pools=pools,
             nodes=nodes if discovered is None else tuple(discovered),
-            priority_classes=tuple(PriorityClass(c.name, c.value, c.preemptible) for c in cluster.priority_classes),
+            priority_classes=classes,
             teams=tuple(_team(cluster.team(name)) for name in sorted(teams)),
             running=running,
             pending=tuple(pending),
@@ -408,6 +413,17 @@ class Transitions:
         for service in self.controller.services:
             snapshot = service.refine_snapshot(self.controller, snapshot)
         return snapshot
+
+    def _tuples_of(self, cluster: ClusterConfig) -> tuple[tuple[Pool, ...], tuple[Node, ...], tuple[PriorityClass, ...]]:
+        cached = self._cluster_tuples
+        if cached is None or cached[0] is not cluster:
+            cached = self._cluster_tuples = (
+                cluster,
+                tuple(Pool(p.name, p.region, p.hardware, p.price_per_device_hour) for p in cluster.pools),
+                tuple(Node(n.name, p.name, n.devices) for p in cluster.pools for n in p.nodes),
+                tuple(PriorityClass(c.name, c.value, c.preemptible) for c in cluster.priority_classes),
+            )
+        return cached[1], cached[2], cached[3]
 
     def _start(self, session: Session, decision: Start, now: float, outbox: Outbox) -> None:
         search, trial = self._find_trial(decision.trial_id)
