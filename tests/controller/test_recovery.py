@@ -104,3 +104,24 @@ def test_lost_attempts_resume_from_checkpoint(home: Path, store: Store, write_sp
     assert all(t.state == "completed" for t in _trials(store))
     output = json.loads(result.stdout)
     assert output["search"]["state"] == "completed"
+
+
+def test_lost_attempt_records_progress_lost(home: Path, store: Store, write_spec) -> None:
+    spec = write_spec(
+        budget={"max_trials": 1, "max_concurrent_trials": 1, "max_steps": 8},
+        fixed={"sleep_s": 0.3, "checkpoint_every": 3},
+    )
+    process = start_cli(home, "run", str(spec), "--json")
+    past_checkpoint = select(func.count()).select_from(Attempt).where(Attempt.end_step.in_([4, 5]))
+    wait_for(lambda: _count(store, past_checkpoint) > 0, interval=0.05)
+    kill_hard(process)
+
+    result = run_cli(home, "run", str(spec), "--json")
+
+    assert result.returncode == 0, result.stderr
+    with store.session() as session:
+        lost = session.scalars(select(Attempt).where(Attempt.state == "lost")).one()
+        resumed = session.scalars(select(Attempt).where(Attempt.number == 2)).one()
+    assert resumed.start_step in (3, 6)
+    assert lost.end_step in (4, 5, 6)
+    assert lost.progress_lost == lost.end_step - resumed.start_step

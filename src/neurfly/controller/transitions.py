@@ -35,6 +35,14 @@ if TYPE_CHECKING:
 
 _logger = logging.getLogger(__name__)
 
+def _checkpoint_step(session: Session, trial: Trial | None) -> int:
+    """Return the step of the trial's latest checkpoint, or 0 when it has none."""
+    if trial is None or trial.checkpoint_id is None:
+        return 0
+    checkpoint = session.get(Checkpoint, trial.checkpoint_id)
+    return checkpoint.step if checkpoint is not None else 0
+
+
 _STOP_TO_ATTEMPT = {
     StopRequest.PAUSE: AttemptState.PAUSED,
     StopRequest.PRUNE: AttemptState.PRUNED,
@@ -64,6 +72,7 @@ class Transitions:
             attempt.reason = "the controller stopped before this attempt ended"
             attempt.failure_kind = FailureKind.INFRASTRUCTURE.value
             trial = session.get(Trial, attempt.trial_id)
+            attempt.progress_lost = max(0, (attempt.end_step or 0) - _checkpoint_step(session, trial))
             if trial is not None and not TrialState(trial.state).is_final:
                 trial.state = TrialState.PENDING.value
                 trial.queued_at = now
