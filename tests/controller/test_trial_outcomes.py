@@ -92,8 +92,9 @@ def test_silent_trial_killed_as_timeout(home: Path, store: Store, write_spec, tm
 
     result = run_cli(home, "run", str(spec), "--json", extra_path=tmp_path)
 
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr
     search = find_search(store, "probe")
+    assert search.state == "failed"
     attempt = _attempts(store, search.id)[0]
     assert attempt.state == "failed"
     assert attempt.failure_kind == "timeout"
@@ -106,7 +107,7 @@ def test_trial_without_objective_fails(home: Path, store: Store, write_spec, tmp
 
     result = run_cli(home, "run", str(spec), "--json", extra_path=tmp_path)
 
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr
     trial = _trials(store, find_search(store, "probe").id)[0]
     assert trial.state == "failed"
     assert "objective" in trial.message
@@ -226,3 +227,17 @@ def test_resumed_trial_matches_uninterrupted(home: Path, store: Store, write_spe
     assert interrupted_value == pytest.approx(straight_value, rel=0, abs=1e-12)
     detail = trial_detail(store, "interrupted", 0)
     assert detail["curves"]["log_loss"][-1][0] == 6
+
+
+def test_search_of_failed_trials_fails(home: Path, store: Store, write_spec) -> None:
+    spec = write_spec(budget={"max_trials": 2, "max_concurrent_trials": 2, "max_steps": 2}, fixed={"fail_at": 1, "sleep_s": 0.0})
+
+    result = run_cli(home, "run", str(spec))
+
+    assert result.returncode == 1, result.stderr
+    with store.session() as session:
+        search = session.scalars(select(Search)).one()
+        states = set(session.scalars(select(Trial.state)))
+    assert search.state == "failed"
+    assert "every trial that ran to the end failed" in search.message
+    assert states == {"failed"}

@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from neurfly.core.states import SearchState
 from neurfly.errors import NeurflyError, SpecError
 from neurfly.store import Store
 
@@ -128,6 +129,8 @@ def run(
 
     search = find_search(store, submission.search_id)
     _report(store, search, json_output)
+    if search.state == SearchState.FAILED.value:
+        raise typer.Exit(1)
 
 
 def _report(store: Store, search: Any, json_output: bool) -> None:
@@ -314,6 +317,7 @@ def demo(
     production_after: Annotated[float, typer.Option(help="Seconds before the production-priority examples are submitted.")] = 4.0,
     executor: ExecutorOption = None,
     ray_address: RayAddressOption = None,
+    new: Annotated[bool, typer.Option("--new", help="Start new searches even when the store contains finished ones of the same names.")] = False,
 ) -> None:
     """Run the shipped example searches together on the default local cluster.
 
@@ -335,6 +339,17 @@ def demo(
     urgent = [s for s in specs if cluster.priority_class(s[0].priority).value == top]
     searches = [s for s in specs if s not in urgent]
     slots = sum(n.devices for p in cluster.pools for n in p.nodes)
+    submissions = [submit_search(store, spec, document, new=new, cluster=cluster) for spec, document, _ in searches]
+    if all(submission.finished for submission in submissions):
+        console.print(
+            "Every example search already finished in this store in an earlier demo, so nothing new runs; "
+            "the stored results follow. Run 'neurfly demo --new' to run the searches again."
+        )
+        for submission in submissions:
+            _report(store, find_search(store, submission.search_id), json_output=False)
+        _print_team_usage(team_usage(store, [submission.search_id for submission in submissions]))
+        return
+
     console.print(
         f"Running {len(searches)} example searches ({sum(s.budget.max_trials for s, _, _ in searches)} trials) of "
         f"{len({s.team for s, _, _ in searches})} teams on {slots} local device slots; "
@@ -342,13 +357,15 @@ def demo(
         "if no node has room for them then. "
         "This takes about a minute on two cores."
     )
-    ids = [submit_search(store, spec, document, cluster=cluster).search_id for spec, document, _ in searches]
+    ids = [submission.search_id for submission in submissions]
     arrivals = [
-        Arrival(production_after, lambda spec=spec, document=document: submit_search(store, spec, document, cluster=cluster).search_id)
+        Arrival(production_after, lambda spec=spec, document=document: submit_search(store, spec, document, new=new, cluster=cluster).search_id)
         for spec, document, _ in urgent
     ]
-    # Demo trials last seconds, so an attempt may be preempted after 2 s instead of the production default.
-    policy = PolicySettings(min_runtime_s=2.0)
+    # Demo attempts last about a second, less than any useful minimum run
+    # time, so every running attempt may be a victim here. Clusters keep the
+    # default of 60 s.
+    policy = PolicySettings(min_runtime_s=0.0)
     try:
         drive(store, cluster, ids, console, live_display=True, arrivals=arrivals, policy=policy)
     except KeyboardInterrupt:

@@ -271,6 +271,13 @@ class Transitions:
         if search.strategy.promotions(search.progress()):
             return
         self._finish_paused(session, search, now)
+        failed = search.count(TrialState.FAILED)
+        if failed and not search.count(TrialState.COMPLETED):
+            # A search whose every finished trial failed found nothing, so it
+            # must not read as a success to a script that checks its state.
+            message = f"{_summary(search)}; every trial that ran to the end failed, see 'neurfly trials' for the errors"
+            self._end_search(session, search, SearchState.FAILED, now, message)
+            return
         self._end_search(session, search, SearchState.COMPLETED, now, _summary(search))
 
     def _promote(self, session: Session, search: SearchRuntime, now: float, room: int) -> int:
@@ -529,11 +536,12 @@ def _summary(search: SearchRuntime) -> str:
     completed = [t for t in search.trials.values() if t.state is TrialState.COMPLETED and t.value is not None and math.isfinite(t.value)]
     counts = {state.value: search.count(state) for state in (TrialState.COMPLETED, TrialState.PRUNED, TrialState.FAILED) if search.count(state)}
     counted = ", ".join(f"{n} {s}" for s, n in counts.items())
+    trials = f"{search.created} trial" if search.created == 1 else f"{search.created} trials"
     if not completed:
-        return f"{search.created} trials ({counted}); no trial completed with a finite objective"
+        return f"{trials} ({counted}); no trial completed with a finite objective"
     maximise = search.spec.objective.direction.value == "maximize"
     best = max(completed, key=lambda t: t.value) if maximise else min(completed, key=lambda t: t.value)
-    return f"{search.created} trials ({counted}); best trial {best.number}: {search.spec.objective.metric}={best.value:.6g}"
+    return f"{trials} ({counted}); best trial {best.number}: {search.spec.objective.metric}={best.value:.6g}"
 
 
 def _event(session: Session, at: float, kind: str, message: str, search_id: int | None = None,

@@ -85,7 +85,18 @@ def _run_entrypoint(launch: LaunchSpec) -> None:
         return
 
     module_name, function_name = launch.entrypoint.split(":", 1)
-    function = getattr(importlib.import_module(module_name), function_name)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not module_name.startswith(exc.name):
+            raise
+        # The entrypoint's own package is missing, not one of its imports.
+        raise ModuleNotFoundError(
+            f"entrypoint {launch.entrypoint!r}: no module named {exc.name!r} in the worker's environment; install "
+            f"the package there (pip install -e its folder) or add its folder to PYTHONPATH",
+            name=exc.name,
+        ) from exc
+    function = getattr(module, function_name)
     if inspect.signature(function).parameters:
         function(trial_sdk.params())
     else:
