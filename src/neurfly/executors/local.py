@@ -73,7 +73,7 @@ class LocalExecutor(Executor):
 
     name = "local"
 
-    def __init__(self, start_method: str = "forkserver", spares: int = 2) -> None:
+    def __init__(self, start_method: str = "forkserver", spares: int = 4) -> None:
         self._context = multiprocessing.get_context(start_method)
         if start_method == "forkserver":
             self._context.set_forkserver_preload(PRELOAD)

@@ -111,15 +111,23 @@ class ProcessSampler:
         self._reader = device_reader(hardware)
         self._tree: dict[int, psutil.Process] = {}
         self._last_io: tuple[float, int, int] | None = None
-        self._tree_processes()
+        # Only the worker is primed here, because listing its children reads
+        # every process of the host and a launch must stay fast. Children
+        # found at the first sample report 0 CPU until the next one.
+        self._tree = {pid: self.process}
+        _cpu(self.process)
 
     def sample(self, attempt_id: int, now: float) -> ResourceSample | None:
         """Return the current resource use, or ``None`` when the worker has exited."""
         try:
+            status = self.process.status()
+            # A killed worker stays a zombie until it is reaped, with no memory to read.
+            if status == psutil.STATUS_ZOMBIE:
+                return None
             processes = self._tree_processes()
             cpu = sum(_cpu(p) for p in processes)
             memory = sum(_rss(p) for p in processes)
-            blocked = self.process.status() == psutil.STATUS_DISK_SLEEP
+            blocked = status == psutil.STATUS_DISK_SLEEP
         except (psutil.NoSuchProcess, psutil.ZombieProcess):
             return None
         read_rate, write_rate = self._io_rates(processes, now)
