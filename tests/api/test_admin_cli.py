@@ -7,7 +7,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from neurfly.auth import Role, authenticate
+import pytest
+
+from neurfly.auth import AuthenticationError, Role, authenticate
 from neurfly.cli import app
 from neurfly.store import Store
 
@@ -66,3 +68,27 @@ def test_admin_rejects_bad_input(tmp_path: Path) -> None:
     assert "invalid" in str(bad_name.exception)
     assert "--role 'owner' is invalid" in str(bad_role.exception)
     assert "exists already" in str(duplicate.exception)
+
+
+def test_admin_disables_and_enables_user(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    assert _invoke(db, "admin", "add-user", "carol").exit_code == 0
+    token = json.loads(_invoke(db, "admin", "create-token", "--user", "carol", "--json").output)["token"]
+
+    disabled = _invoke(db, "admin", "disable-user", "carol")
+    listed = json.loads(_invoke(db, "admin", "list-users", "--json").output)
+
+    assert disabled.exit_code == 0, disabled.output
+    assert listed == [{"name": "carol", "platform_admin": False, "disabled": True, "teams": {}}]
+    store = Store(db)
+    with store.session() as session, pytest.raises(AuthenticationError):
+        authenticate(session, token)
+
+    enabled = _invoke(db, "admin", "disable-user", "carol", "--enable")
+
+    assert enabled.exit_code == 0, enabled.output
+    with store.session() as session:
+        assert authenticate(session, token).user == "carol"
+    unknown = _invoke(db, "admin", "disable-user", "nobody")
+    assert unknown.exit_code != 0
+    assert "nobody" in str(unknown.exception)

@@ -222,6 +222,22 @@ def remove_member_command(team: TeamOption, user: UserOption, db: DbOption = Non
     console.print(f"{user} removed from team {team}")
 
 
+@admin_app.command("disable-user")
+def disable_user(
+    name: Annotated[str, typer.Argument(help="User to disable.")],
+    enable: Annotated[bool, typer.Option("--enable", help="Enable the user again instead.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Disable a user, so that every request with its tokens gets 401; --enable reverses it."""
+    from neurfly.auth import set_user_disabled
+
+    store = _store(db)
+    with store.session() as session:
+        set_user_disabled(session, name, not enable)
+        session.commit()
+    console.print(f"user {name} {'enabled' if enable else 'disabled'}")
+
+
 @admin_app.command("list-users")
 def list_users_command(db: DbOption = None, json_output: JsonOption = False) -> None:
     """List users with their teams and roles."""
@@ -237,11 +253,11 @@ def list_users_command(db: DbOption = None, json_output: JsonOption = False) -> 
         _print_json(records)
         return
     table = Table(title="Users")
-    for column in ("user", "platform admin", "teams"):
+    for column in ("user", "platform admin", "disabled", "teams"):
         table.add_column(column)
     for record in records:
         teams = ", ".join(f"{t} ({r})" for t, r in record["teams"].items()) or "-"
-        table.add_row(record["name"], "yes" if record["platform_admin"] else "", teams)
+        table.add_row(record["name"], "yes" if record["platform_admin"] else "", "yes" if record["disabled"] else "", teams)
     console.print(table)
 
 
