@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from neurfly.api.access import Access, Caller, Context, access, check_team
 from neurfly.api.context import finite_json
 from neurfly.api.queries import resolve_trial
-from neurfly.api.routes.data import lineage_or_error
+from neurfly.api.routes.data import TeamName, lineage_or_error
 from neurfly.api.schemas import ARTIFACT_VERSION_REGEX, NAME_REGEX, ArtifactOut, ArtifactRequest, LineageOut
 from neurfly.auth import Role
 from neurfly.errors import NotFoundError
@@ -26,7 +26,6 @@ _logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["data"])
 
-TeamName = Annotated[str, Path(pattern=NAME_REGEX, description="The team the request acts for.")]
 OwnerName = Annotated[str, Path(pattern=NAME_REGEX, description="Team that owns the artifact.")]
 ArtifactName = Annotated[str, Path(pattern=NAME_REGEX, description="Artifact name.")]
 
