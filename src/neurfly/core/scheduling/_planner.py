@@ -396,8 +396,12 @@ class Planner:
         limit = self.state.settings.max_preemptors_per_call
         if limit is not None and self.preemptors >= limit:
             return False
-        if self.state.soon_free_total > 0:
+        state = self.state
+        if state.soon_free_total > 0:
             return True
+        if not state.candidates_ready:
+            lowest, over_quota = state.victim_bounds()
+            return lowest < self.level or over_quota
         if not self._victims_counted:
             self._count_victims()
         return self.lower_left > 0 or self.borrowed_left > 0
@@ -407,6 +411,9 @@ class Planner:
         devices = trial.devices
         key = (account.name, pools)
         if devices >= self._no_victims.get(key, devices + 1):
+            return False
+        if not self.state.candidates_ready and not self._may_find_victims(account, pools, devices):
+            self._no_victims[key] = min(devices, self._no_victims.get(key, devices))
             return False
 
         if not self._victims_counted:
@@ -420,6 +427,22 @@ class Planner:
             return False
         self._apply(trial, account, plan)
         return True
+
+    def _may_find_victims(self, account: TeamAccount, pools: tuple[str, ...], devices: int) -> bool:
+        """Return false when no preemption plan can exist for this request, without building the candidates.
+
+        A plan needs soon-free slots, a candidate of a lower priority value,
+        or a borrowed candidate of another team while the request keeps its
+        team within its quota in the pool. A larger request of the same team
+        fails the same checks, so the caller may remember the failure.
+        """
+        state = self.state
+        if state.soon_free_total > 0:
+            return True
+        lowest, over_quota = state.victim_bounds()
+        if lowest < self.level:
+            return True
+        return over_quota and any(account.committed[p] + devices <= account.quota.get(p, 0) for p in pools)
 
     def _apply(self, trial: PendingTrial, account: TeamAccount, plan: PreemptionPlan) -> None:
         state = self.state

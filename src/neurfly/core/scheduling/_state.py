@@ -232,6 +232,7 @@ class ClusterState:
         self.teams: dict[str, TeamAccount] = {t.name: TeamAccount(t) for t in snapshot.teams}
         self._eligible_cache: dict[object, tuple[str, ...]] = {}
         self.candidates_ready = False
+        self._victim_bounds: tuple[float, bool] | None = None
 
         if layout is None or not layout.matches(snapshot):
             layout = NodeLayout(snapshot)
@@ -444,6 +445,25 @@ class ClusterState:
         self.candidate_priorities = sorted(c.priority for candidates in by_pool.values() for c in candidates)
         self.borrowed_total = sum(len(candidates) for candidates in self.borrowed_candidates.values())
         self.candidates_ready = True
+
+    def victim_bounds(self) -> tuple[float, bool]:
+        """Return cheap stand-ins for the victim candidates, computed once per call.
+
+        The first value is at most the priority value of any candidate
+        (infinite when no running attempt has a preemptible class). The
+        second is false only when no team holds more standing devices than
+        its quota in a pool, and then no candidate is borrowed. Both stay
+        true bounds as the call goes on, because standing devices only
+        decrease.
+        """
+        if self._victim_bounds is None:
+            names = {attempt.priority for attempt in self.running.values()}
+            values = [self.priorities[n].value for n in names if n in self.priorities and self.priorities[n].preemptible]
+            over_quota = any(
+                devices > account.quota.get(pool, 0) for account in self.teams.values() for pool, devices in account.standing.items()
+            )
+            self._victim_bounds = (min(values, default=INFINITE), over_quota)
+        return self._victim_bounds
 
     def bound_rooms(self, level: int) -> None:
         """Bound the slots preemption can offer a preemptor of ``level``, per node and pool.
