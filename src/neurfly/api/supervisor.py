@@ -87,6 +87,11 @@ class ControllerSupervisor:
                     waiting_logged = True
                 self._stop.wait(RETRY_S)
                 continue
+            except Exception:  # noqa: BLE001 - a standby that stops retrying would never take over
+                controller.executor.shutdown()
+                _logger.exception("controller failed to start; retrying in %.0f s", RESTART_BACKOFF_S)
+                self._stop.wait(RESTART_BACKOFF_S)
+                continue
             waiting_logged = False
             self._lead(controller)
 

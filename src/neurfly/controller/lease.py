@@ -9,6 +9,7 @@ import uuid
 
 import psutil
 from sqlalchemy import or_, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from neurfly.store import ControllerLease
@@ -35,9 +36,13 @@ class Lease:
     def try_acquire(self, session: Session, now: float) -> bool:
         row = session.get(ControllerLease, 1)
         if row is None:
-            session.add(ControllerLease(id=1, owner=None, heartbeat_at=0.0))
-            session.flush()
-            row = session.get(ControllerLease, 1)
+            try:
+                with session.begin_nested():
+                    session.add(ControllerLease(id=1, owner=None, heartbeat_at=0.0))
+            except IntegrityError:
+                # Two processes started on a new store at once, and the other one created the row.
+                _logger.debug("another process created the controller lease row first")
+            row = session.get(ControllerLease, 1, populate_existing=True)
         if row.owner not in (None, self.owner) and not self._is_stale(row, now):
             return False
 
