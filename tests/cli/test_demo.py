@@ -45,6 +45,8 @@ def test_demo_runs_then_shows_stored_results(home: Path, store: Store, examples:
     assert repeat.returncode == 0, repeat.stderr
     assert "already finished in this store" in repeat.stdout
     assert "neurfly demo --new" in repeat.stdout
+    assert "Leaderboard: team-a/sweep" in repeat.stdout
+    assert "Leaderboard: team-b/retrain" in repeat.stdout
     assert "Usage by team" in repeat.stdout
     assert len(_searches(store)) == 2
 

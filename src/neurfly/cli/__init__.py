@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from neurfly.core.states import SearchState
-from neurfly.errors import NeurflyError, SpecError
+from neurfly.errors import NeurflyError, NotFoundError, SpecError
 from neurfly.store import Store
 
 app = typer.Typer(help="NeurFly: AutoML searches on shared compute.", no_args_is_help=True, add_completion=False)
@@ -345,9 +345,15 @@ def demo(
             "Every example search already finished in this store in an earlier demo, so nothing new runs; "
             "the stored results follow. Run 'neurfly demo --new' to run the searches again."
         )
-        for submission in submissions:
-            _report(store, find_search(store, submission.search_id), json_output=False)
-        _print_team_usage(team_usage(store, [submission.search_id for submission in submissions]))
+        shown = [submission.search_id for submission in submissions]
+        for spec, _, _ in urgent:
+            try:
+                shown.append(find_search(store, f"{spec.team}/{spec.name}").id)
+            except NotFoundError:
+                continue
+        for search_id in shown:
+            _report(store, find_search(store, search_id), json_output=False)
+        _print_team_usage(team_usage(store, shown))
         return
 
     console.print(
@@ -355,7 +361,7 @@ def demo(
         f"{len({s.team for s, _, _ in searches})} teams on {slots} local device slots; "
         f"{len(urgent)} production job(s) arrive after {production_after:.0f} s and preempt search trials "
         "if no node has room for them then. "
-        "This takes about a minute on two cores."
+        "This takes under a minute on two cores."
     )
     ids = [submission.search_id for submission in submissions]
     arrivals = [
