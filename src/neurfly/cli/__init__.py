@@ -273,7 +273,7 @@ def _print_trial(detail: dict[str, Any]) -> None:
         console.print(table)
 
     table = Table(title="Attempts")
-    for column in ("#", "state", "node", "slots", "steps", "lost", "reason"):
+    for column in ("#", "state", "node", "slot numbers", "steps", "lost", "reason"):
         table.add_column(column)
     for attempt in detail["attempts"]:
         steps = f"{attempt['start_step']}->{attempt['end_step'] if attempt['end_step'] is not None else '?'}"
