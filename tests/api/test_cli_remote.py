@@ -275,6 +275,17 @@ def test_artifacts(remote: Remote) -> None:
     assert "neither SEARCH#NUMBER" in remote.error("a-member", "artifact", "publish", "trial-x", "--team", "team-a", "--name", "x")
 
 
+def test_lineage_matches_store(remote: Remote) -> None:
+    for subject in ("alpha-secret-search#0", "team-a/alpha-model"):
+        served = remote.json("a-viewer", "lineage", subject, "--team", "team-a")
+        local = remote.json(None, "lineage", subject, "--team", "team-a")
+
+        assert served["subject"] == local["subject"]
+        assert served["data"] == local["data"]
+        assert [a["id"] for a in served["attempts"]] == [a["id"] for a in local["attempts"]]
+    assert "not found" in remote.error("b-member", "lineage", "alpha-secret-search#0", "--team", "team-b")
+
+
 # -- bad input as a user sees it ------------------------------------------------------------------
 
 

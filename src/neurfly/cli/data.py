@@ -481,13 +481,17 @@ def lineage(
     user: UserOption = None,
     db: DbOption = None,
     json_output: JsonOption = False,
+    server: ServerOption = None,
 ) -> None:
     """Show which data versions, in which roles, a trial or model saw, directly or through artifacts."""
-    from neurfly.governance import lineage_report
+    if server:
+        report = remote.lineage(connect(server), team, subject)
+    else:
+        from neurfly.governance import lineage_report
 
-    caller = _caller(team, user)
-    with _session(db) as session:
-        report = lineage_report(session, caller, subject)
+        caller = _caller(team, user)
+        with _session(db) as session:
+            report = lineage_report(session, caller, subject)
     if json_output:
         _print_json(report)
         return

@@ -224,6 +224,15 @@ def publish(client: ApiClient, team: str, trial: str, name: str, kind: str, desc
     return _artifact_row(client.request("POST", f"/teams/{team}/artifacts", json=body))
 
 
+def lineage(client: ApiClient, team: str, subject: str) -> dict[str, Any]:
+    """Return the lineage report of a trial (``SEARCH#NUMBER`` or id) or an artifact (``TEAM/NAME[@VERSION]``)."""
+    if "/" in subject and "#" not in subject:
+        ref, _, version = subject.partition("@")
+        owner, _, name = ref.partition("/")
+        return client.request("GET", f"/teams/{team}/artifacts/{owner}/{name}/lineage", params=_params(version=version or None))
+    return client.request("GET", f"/trials/{_trial_id(client, subject)}/lineage")
+
+
 def _trial_id(client: ApiClient, trial: str) -> int:
     search, _, number = trial.rpartition("#")
     if search and number.isdigit():
