@@ -340,43 +340,39 @@ def demo(
     searches = [s for s in specs if s not in urgent]
     slots = sum(n.devices for p in cluster.pools for n in p.nodes)
     submissions = [submit_search(store, spec, document, new=new, cluster=cluster) for spec, document, _ in searches]
+    ids = [submission.search_id for submission in submissions]
     if all(submission.finished for submission in submissions):
         console.print(
             "Every example search already finished in this store in an earlier demo, so nothing new runs; "
             "the stored results follow. Run 'neurfly demo --new' to run the searches again."
         )
-        shown = [submission.search_id for submission in submissions]
         for spec, _, _ in urgent:
             try:
-                shown.append(find_search(store, f"{spec.team}/{spec.name}").id)
+                ids.append(find_search(store, f"{spec.team}/{spec.name}").id)
             except NotFoundError:
                 continue
-        for search_id in shown:
-            _report(store, find_search(store, search_id), json_output=False)
-        _print_team_usage(team_usage(store, shown))
-        return
-
-    console.print(
-        f"Running {len(searches)} example searches ({sum(s.budget.max_trials for s, _, _ in searches)} trials) of "
-        f"{len({s.team for s, _, _ in searches})} teams on {slots} local device slots; "
-        f"{len(urgent)} production job(s) arrive after {production_after:.0f} s and preempt search trials "
-        "if no node has room for them then. "
-        "This takes under a minute on two cores."
-    )
-    ids = [submission.search_id for submission in submissions]
-    arrivals = [
-        Arrival(production_after, lambda spec=spec, document=document: submit_search(store, spec, document, new=new, cluster=cluster).search_id)
-        for spec, document, _ in urgent
-    ]
-    # Demo attempts last about a second, less than any useful minimum run
-    # time, so every running attempt may be a victim here. Clusters keep the
-    # default of 60 s.
-    policy = PolicySettings(min_runtime_s=0.0)
-    try:
-        drive(store, cluster, ids, console, live_display=True, arrivals=arrivals, policy=policy)
-    except KeyboardInterrupt:
-        errors.print("interrupted; run 'neurfly demo' again to resume.")
-        raise typer.Exit(130) from None
+    else:
+        console.print(
+            f"Running {len(searches)} example searches ({sum(s.budget.max_trials for s, _, _ in searches)} trials) of "
+            f"{len({s.team for s, _, _ in searches})} teams on {slots} local device slots; "
+            f"{len(urgent)} production job(s) arrive after {production_after:.0f} s and preempt search trials "
+            "if no node has room for them then. "
+            "This takes under a minute on two cores."
+        )
+        arrivals = [
+            Arrival(production_after, lambda spec=spec, document=document: submit_search(store, spec, document, new=new, cluster=cluster).search_id)
+            for spec, document, _ in urgent
+        ]
+        # Demo attempts last about a second, less than any useful minimum run
+        # time, so every running attempt may be a victim here. Clusters keep the
+        # default of 60 s.
+        policy = PolicySettings(min_runtime_s=0.0)
+        try:
+            # drive() adds the ids of the arrivals it submits to ids.
+            drive(store, cluster, ids, console, live_display=True, arrivals=arrivals, policy=policy)
+        except KeyboardInterrupt:
+            errors.print("interrupted; run 'neurfly demo' again to resume.")
+            raise typer.Exit(130) from None
 
     for search_id in ids:
         _report(store, find_search(store, search_id), json_output=False)
