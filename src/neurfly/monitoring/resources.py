@@ -109,12 +109,11 @@ class ProcessSampler:
         self.hardware = hardware
         self.slots = tuple(slots)
         self._reader = device_reader(hardware)
-        self._tree: dict[int, psutil.Process] = {}
         self._last_io: tuple[float, int, int] | None = None
         # Only the worker is primed here, because listing its children reads
         # every process of the host and a launch must stay fast. Children
         # found at the first sample report 0 CPU until the next one.
-        self._tree = {pid: self.process}
+        self._tree: dict[int, psutil.Process] = {pid: self.process}
         _cpu(self.process)
 
     def sample(self, attempt_id: int, now: float) -> ResourceSample | None:
