@@ -159,7 +159,7 @@ class NodeLayout:
     """
 
     __slots__ = (
-        "capacity", "free_template", "index_of", "largest_node", "names", "nodes", "ordered", "pool_indexes",
+        "capacity", "free_template", "index_of", "largest_node", "nodes", "ordered", "pool_indexes",
         "pool_of_node", "pool_order", "pools",
     )  # fmt: skip
 
@@ -168,7 +168,6 @@ class NodeLayout:
         self.pools = snapshot.pools
         pools = {p.name: p for p in snapshot.pools}
         self.ordered: list[Node] = sorted(snapshot.nodes, key=lambda n: n.name)
-        self.names: list[str] = [node.name for node in self.ordered]
         self.pool_indexes: dict[str, list[int]] = defaultdict(list)
         seen: set[str] = set()
         for index, node in enumerate(self.ordered):
@@ -187,7 +186,7 @@ class NodeLayout:
             for pool, indexes in self.pool_indexes.items()
         }
         self.pool_order = {name: (pool.price_per_device_hour, name) for name, pool in pools.items()}
-        self.index_of: dict[str, int] = {name: index for index, name in enumerate(self.names)}
+        self.index_of: dict[str, int] = {node.name: index for index, node in enumerate(self.ordered)}
         self.pool_of_node: dict[str, str] = {node.name: node.pool for node in self.ordered}
 
         # Per pool, the node indexes by free-slot count and the free slots
@@ -451,7 +450,7 @@ class ClusterState:
 
         The first value is at most the priority value of any candidate
         (infinite when no running attempt has a preemptible class). The
-        second is false only when no team holds more standing devices than
+        second is false only when no team has more standing devices than
         its quota in a pool, and then no candidate is borrowed. Both stay
         true bounds as the call goes on, because standing devices only
         decrease.
@@ -506,7 +505,7 @@ class ClusterState:
 
         Starts from the layout's idle cluster and corrects it for the nodes
         with a state so far, which include every node that runs an attempt or
-        holds a reservation. A corrected node stays in its idle bucket as a stale
+        has a reservation. A corrected node stays in its idle bucket as a stale
         entry, which ``best_fit`` skips.
         """
         layout = self.layout
